@@ -1,0 +1,8 @@
+"""Transformer Explorer: a small library that builds Transformers and exposes every intermediate tensor.
+
+Usable from a notebook; the Streamlit app lives in app.py, pages/ and explorer/ui/.
+"""
+from .config import PRESETS, ModelConfig
+from .model import HOOK_NAMES, KVCache, Transformer, hook_names
+
+__all__ = ["ModelConfig", "PRESETS", "Transformer", "KVCache", "HOOK_NAMES", "hook_names"]

@@ -1,0 +1,112 @@
+"""Masks and scaled dot-product attention computed explicitly, returning every intermediate step.
+
+Implements Section 3.2.1 of "Attention Is All You Need": softmax(Q K^T / sqrt(d_k) + M) V, with the mask matrix M
+of the course notes (0 where attention is allowed, -inf where it is not). Never fused: the weights are the product.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+
+MASK_KINDS = ("causal", "bidirectional", "sliding_window", "prefix")
+
+
+def build_mask(
+    kind: str,
+    q_len: int,
+    k_len: int | None = None,
+    *,
+    window: int | None = None,
+    prefix_len: int = 0,
+    q_offset: int | None = None,
+    device: torch.device | str | None = None,
+) -> torch.Tensor:
+    """Boolean (q_len, k_len) matrix, True where query i may attend to key j.
+
+    Query i sits at absolute position ``q_offset + i`` (by default the queries are the last q_len of the k_len
+    keys, which is what a KV cache needs); key j sits at position j.
+    - causal: j <= i
+    - bidirectional: every j
+    - sliding_window: i - window < j <= i (Longformer / Mistral: the last ``window`` tokens, itself included)
+    - prefix: bidirectional inside the first ``prefix_len`` tokens, causal after (prefix-LM, as in UniLM / T5)
+    """
+    k_len = q_len if k_len is None else k_len
+    if q_offset is None:
+        q_offset = k_len - q_len
+    i = torch.arange(q_offset, q_offset + q_len, device=device).unsqueeze(1)  # (q, 1)
+    j = torch.arange(k_len, device=device).unsqueeze(0)  # (1, k)
+    if kind == "bidirectional":
+        return torch.ones(q_len, k_len, dtype=torch.bool, device=device)
+    if kind == "causal":
+        return j <= i
+    if kind == "sliding_window":
+        if window is None or window < 1:
+            raise ValueError("A sliding-window mask needs a window of at least 1 token.")
+        return (j <= i) & (j > i - window)
+    if kind == "prefix":
+        return (j <= i) | (j < prefix_len)
+    raise ValueError(f"Unknown mask {kind!r}; choose one of {', '.join(MASK_KINDS)}.")
+
+
+def additive_mask(allowed: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """The course's M: 0 where allowed, -inf where masked."""
+    return torch.zeros(allowed.shape, dtype=dtype, device=allowed.device).masked_fill(~allowed, float("-inf"))
+
+
+def padding_allowed(attention_mask: torch.Tensor) -> torch.Tensor:
+    """(B, k) with 1 for real tokens and 0 for padding -> (B, 1, 1, k) boolean, broadcastable over heads and queries."""
+    return attention_mask.bool()[:, None, None, :]
+
+
+@dataclass
+class AttentionResult:
+    """Every step of one attention call. Shapes: (B, n_head, q, k) for the matrices, (B, n_head, q, d_v) for z."""
+
+    scores: torch.Tensor  # Q K^T * scale (+ positional bias), before the mask
+    masked_scores: torch.Tensor  # scores + M, with -inf where masked
+    pattern: torch.Tensor  # softmax over keys; rows with no allowed key are all zero
+    z: torch.Tensor  # pattern @ V, one output per head
+
+
+def repeat_kv(x: torch.Tensor, groups: int) -> torch.Tensor:
+    """(B, n_kv, T, d) -> (B, n_kv * groups, T, d): each key/value head serves ``groups`` query heads (GQA / MQA)."""
+    if groups == 1:
+        return x
+    return x.repeat_interleave(groups, dim=1)
+
+
+def attention(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    allowed: torch.Tensor | None = None,
+    *,
+    bias: torch.Tensor | None = None,
+    scale: float | None = None,
+) -> AttentionResult:
+    """softmax(Q K^T * scale + bias + M) V, explicitly.
+
+    q: (B, n_head, q, d_k); k, v: (B, n_kv_head, k, d_k / d_v) with n_head a multiple of n_kv_head.
+    allowed: boolean, broadcastable to (B, n_head, q, k). bias: additive, e.g. ALiBi, broadcastable likewise.
+    scale defaults to 1 / sqrt(d_k); pass 1.0 to see attention without the scaling.
+    """
+    groups = q.shape[1] // k.shape[1]
+    k = repeat_kv(k, groups)  # (B, nh, k, d)
+    v = repeat_kv(v, groups)  # (B, nh, k, dv)
+    if scale is None:
+        scale = 1.0 / math.sqrt(q.shape[-1])
+    scores = torch.matmul(q, k.transpose(-2, -1)) * scale  # (B, nh, q, k)
+    if bias is not None:
+        scores = scores + bias
+    if allowed is None:
+        masked = scores
+    else:
+        masked = scores.masked_fill(~allowed, float("-inf"))
+    pattern = torch.softmax(masked, dim=-1)
+    if allowed is not None:
+        # A query with no visible key (e.g. every key is padding) gets NaN from softmax; it attends to nothing.
+        pattern = pattern.nan_to_num(0.0)
+    z = torch.matmul(pattern, v)  # (B, nh, q, dv)
+    return AttentionResult(scores=scores, masked_scores=masked, pattern=pattern, z=z)

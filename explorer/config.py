@@ -1,0 +1,170 @@
+"""Model configuration: one flat, frozen, validated dataclass (the nanoGPT habit) plus named teaching presets.
+
+Every module of the core takes the whole config. Validation messages are written for a student: they name the
+field, the value, and the rule that was broken.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+from typing import Any
+
+ARCHS = ("decoder", "encoder", "encoder-decoder")
+ACTIVATIONS = ("relu", "gelu", "gelu_tanh", "swiglu")
+NORMS = ("layernorm", "rmsnorm")
+NORM_POSITIONS = ("post", "pre")
+POSITIONALS = ("sinusoidal", "learned", "rope", "alibi", "none")
+MASKS = ("causal", "bidirectional", "sliding_window", "prefix")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Everything needed to build a Transformer (Vaswani et al. 2017, and its GPT / BERT / LLaMA descendants).
+
+    Fields left as ``None`` are derived in ``__post_init__``: ``n_kv_head`` = ``n_head`` (plain multi-head
+    attention; fewer gives grouped-query attention, 1 gives multi-query attention), ``d_head`` = d_model // n_head,
+    ``d_ff`` = 4 * d_model, ``qkv_bias`` = ``bias``.
+    """
+
+    arch: str = "decoder"
+    n_layer: int = 2
+    d_model: int = 64
+    n_head: int = 4
+    n_kv_head: int | None = None
+    d_head: int | None = None
+    d_ff: int | None = None
+    vocab_size: int = 256
+    max_seq_len: int = 128
+    activation: str = "gelu"
+    norm: str = "layernorm"
+    norm_position: str = "pre"
+    positional: str = "learned"
+    rope_theta: float = 10000.0
+    mask: str = "causal"
+    window: int | None = None
+    prefix_len: int = 1
+    bias: bool = True
+    qkv_bias: bool | None = None
+    tie_embeddings: bool = True
+    embed_scale: bool = False
+    # BERT-style extras: segment (token type) embeddings and a LayerNorm right after the embeddings.
+    type_vocab_size: int = 0
+    embed_norm: bool = False
+    norm_eps: float = 1e-5
+    dropout: float = 0.0
+
+    def __post_init__(self) -> None:
+        fill = lambda name, value: object.__setattr__(self, name, value)  # noqa: E731 (frozen dataclass)
+        _check_choice("arch", self.arch, ARCHS)
+        _check_choice("activation", self.activation, ACTIVATIONS)
+        _check_choice("norm", self.norm, NORMS)
+        _check_choice("norm_position", self.norm_position, NORM_POSITIONS)
+        _check_choice("positional", self.positional, POSITIONALS)
+        _check_choice("mask", self.mask, MASKS)
+        for name in ("n_layer", "d_model", "n_head", "vocab_size", "max_seq_len"):
+            _check_positive_int(name, getattr(self, name))
+        if self.n_kv_head is None:
+            fill("n_kv_head", self.n_head)
+        _check_positive_int("n_kv_head", self.n_kv_head)
+        if self.n_kv_head > self.n_head:
+            raise ValueError(
+                f"n_kv_head ({self.n_kv_head}) cannot be larger than n_head ({self.n_head}): "
+                "several query heads may share one key/value head, not the other way round."
+            )
+        if self.n_head % self.n_kv_head:
+            raise ValueError(
+                f"n_head ({self.n_head}) must be divisible by n_kv_head ({self.n_kv_head}) so that every "
+                "key/value head serves the same number of query heads."
+            )
+        if self.d_head is None:
+            if self.d_model % self.n_head:
+                raise ValueError(
+                    f"d_model ({self.d_model}) must be divisible by n_head ({self.n_head}): each head gets "
+                    "d_model / n_head dimensions."
+                )
+            fill("d_head", self.d_model // self.n_head)
+        _check_positive_int("d_head", self.d_head)
+        if self.d_ff is None:
+            fill("d_ff", 4 * self.d_model)
+        _check_positive_int("d_ff", self.d_ff)
+        if self.qkv_bias is None:
+            fill("qkv_bias", self.bias)
+        if self.positional == "rope" and self.d_head % 2:
+            raise ValueError(
+                f"RoPE rotates pairs of dimensions, so d_head ({self.d_head}) must be even."
+            )
+        if not (isinstance(self.rope_theta, (int, float)) and math.isfinite(self.rope_theta) and self.rope_theta > 1):
+            raise ValueError(f"rope_theta ({self.rope_theta}) must be a number larger than 1.")
+        if self.mask == "sliding_window":
+            if self.window is None:
+                raise ValueError("A sliding-window mask needs a window size (window).")
+            _check_positive_int("window", self.window)
+        _check_non_negative_int("prefix_len", self.prefix_len)
+        _check_non_negative_int("type_vocab_size", self.type_vocab_size)
+        if not (isinstance(self.norm_eps, (int, float)) and 0 < self.norm_eps < 1):
+            raise ValueError(f"norm_eps ({self.norm_eps}) must be a small positive number.")
+        if not (isinstance(self.dropout, (int, float)) and 0 <= self.dropout < 1):
+            raise ValueError(f"dropout ({self.dropout}) must be at least 0 and below 1.")
+        if self.arch == "encoder-decoder" and self.mask != "causal":
+            raise ValueError(
+                "In an encoder-decoder the decoder's self-attention must be causal (mask='causal'); "
+                "the encoder always sees the whole source."
+            )
+
+    @property
+    def kv_groups(self) -> int:
+        """How many query heads share one key/value head (1 = MHA, n_head = MQA)."""
+        return self.n_head // self.n_kv_head
+
+    @property
+    def attention_kind(self) -> str:
+        if self.n_kv_head == self.n_head:
+            return "MHA"
+        return "MQA" if self.n_kv_head == 1 else "GQA"
+
+    def replace(self, **changes: Any) -> "ModelConfig":
+        """A copy with some fields changed; derived fields are derived again unless given."""
+        fields = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        for derived, depends in (("d_head", ("d_model", "n_head")), ("n_kv_head", ("n_head",)),
+                                 ("d_ff", ("d_model",)), ("qkv_bias", ("bias",))):
+            if derived not in changes and any(d in changes for d in depends):
+                fields[derived] = None
+        fields.update(changes)
+        return ModelConfig(**fields)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def _check_choice(name: str, value: Any, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {', '.join(choices)} (got {value!r}).")
+
+
+def _check_positive_int(name: str, value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be a whole number of at least 1 (got {value!r}).")
+
+
+def _check_non_negative_int(name: str, value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(f"{name} must be a whole number of at least 0 (got {value!r}).")
+
+
+# Small configurations for teaching: they build in milliseconds on a laptop CPU.
+PRESETS: dict[str, ModelConfig] = {
+    "tiny-gpt": ModelConfig(arch="decoder", n_layer=2, d_model=64, n_head=4, positional="learned",
+                            activation="gelu", norm="layernorm", norm_position="pre", mask="causal"),
+    "tiny-bert": ModelConfig(arch="encoder", n_layer=2, d_model=64, n_head=4, positional="learned",
+                             activation="gelu", norm="layernorm", norm_position="post", mask="bidirectional",
+                             type_vocab_size=2, embed_norm=True),
+    "tiny-llama": ModelConfig(arch="decoder", n_layer=2, d_model=64, n_head=4, n_kv_head=2, d_ff=172,
+                              positional="rope", activation="swiglu", norm="rmsnorm", norm_position="pre",
+                              mask="causal", bias=False),
+    # The base model of "Attention Is All You Need" (Table 3), as the course describes it.
+    "original-transformer": ModelConfig(arch="encoder-decoder", n_layer=6, d_model=512, n_head=8, d_ff=2048,
+                                        vocab_size=37000, max_seq_len=512, positional="sinusoidal",
+                                        activation="relu", norm="layernorm", norm_position="post",
+                                        mask="causal", embed_scale=True),
+}

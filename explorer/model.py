@@ -1,0 +1,462 @@
+"""A Transformer built from a ModelConfig, with named hook points around every interesting tensor.
+
+Decoder-only (GPT, LLaMA), encoder-only (BERT) and the original encoder-decoder (cross-attention as the third
+sub-layer of each decoder block, Figure 1 of Vaswani et al. 2017). Attention is always computed explicitly.
+
+Hook points are not modules holding state: every forward gets its own ``RunContext``, so one model can be shared
+by many sessions at once (a cached model in the app) without one student's cache landing in another's.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Callable, Iterable
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from .attention import attention, build_mask, padding_allowed
+from .config import ModelConfig
+from .positional import alibi_bias, apply_rope, rope_cos_sin, sinusoidal
+
+# Every name run_with_cache can return, with its shape. B = batch, T = sequence (queries), S = keys / source,
+# nh = n_head, nkv = n_kv_head, dh = d_head. "{i}" is a block index. An encoder-decoder has its encoder under the
+# prefix "encoder." (encoder.embed.*, encoder.blocks.{i}.*, encoder.final); its decoder uses the plain names and
+# adds the cross_attn entries and resid_cross.
+HOOK_NAMES: dict[str, str] = {
+    "embed.tok": "(B, T, d_model) token embeddings (times sqrt(d_model) when embed_scale)",
+    "embed.pos": "(T, d_model) positional vectors added to the embeddings (zeros for rope / alibi / none)",
+    "embed.type": "(B, T, d_model) segment embeddings (only when type_vocab_size > 0)",
+    "embed.out": "(B, T, d_model) what enters block 0 (sum of the above, normalised when embed_norm)",
+    "blocks.{i}.resid_pre": "(B, T, d_model) residual stream entering block i",
+    "blocks.{i}.attn.q": "(B, nh, T, dh) queries (after RoPE when positional='rope')",
+    "blocks.{i}.attn.k": "(B, nkv, S, dh) keys (after RoPE), the whole context when a KV cache is used",
+    "blocks.{i}.attn.v": "(B, nkv, S, dh) values",
+    "blocks.{i}.attn.scores": "(B, nh, T, S) Q K^T / sqrt(dh) (+ ALiBi bias), before the mask",
+    "blocks.{i}.attn.pattern": "(B, nh, T, S) attention weights after the mask and softmax",
+    "blocks.{i}.attn.z": "(B, nh, T, dh) per-head outputs, pattern @ V",
+    "blocks.{i}.attn.out": "(B, T, d_model) concat(heads) @ W_O",
+    "blocks.{i}.resid_mid": "(B, T, d_model) residual stream after the self-attention sub-layer",
+    "blocks.{i}.cross_attn.q": "(B, nh, T, dh) decoder queries (encoder-decoder only)",
+    "blocks.{i}.cross_attn.k": "(B, nkv, S, dh) keys from the encoder output",
+    "blocks.{i}.cross_attn.v": "(B, nkv, S, dh) values from the encoder output",
+    "blocks.{i}.cross_attn.scores": "(B, nh, T, S) scaled scores over the source",
+    "blocks.{i}.cross_attn.pattern": "(B, nh, T, S) cross-attention weights",
+    "blocks.{i}.cross_attn.z": "(B, nh, T, dh) per-head cross-attention outputs",
+    "blocks.{i}.cross_attn.out": "(B, T, d_model) cross-attention output after W_O",
+    "blocks.{i}.resid_cross": "(B, T, d_model) residual stream after the cross-attention sub-layer",
+    "blocks.{i}.mlp.pre": "(B, T, d_ff) FFN hidden before the activation (the gate's input for SwiGLU)",
+    "blocks.{i}.mlp.post": "(B, T, d_ff) FFN hidden after the activation (act(gate) * up for SwiGLU)",
+    "blocks.{i}.mlp.out": "(B, T, d_model) FFN output",
+    "blocks.{i}.resid_post": "(B, T, d_model) residual stream leaving block i",
+    "final": "(B, T, d_model) the last hidden state (after the final norm of a pre-norm model)",
+    "logits": "(B, T, vocab_size) scores for the next / masked token",
+}
+
+HookFn = Callable[[torch.Tensor, str], "torch.Tensor | None"]
+
+
+@dataclass
+class RunContext:
+    """Per-call state: which tensors to keep and which hooks to run. Never stored on the model."""
+
+    keep: Callable[[str], bool] | None = None
+    hooks: dict[str, HookFn] = field(default_factory=dict)
+    cache: dict[str, torch.Tensor] = field(default_factory=dict)
+
+    def __call__(self, name: str, x: torch.Tensor) -> torch.Tensor:
+        fn = self.hooks.get(name)
+        if fn is not None:
+            replaced = fn(x, name)
+            if replaced is not None:
+                x = replaced
+        if self.keep is not None and self.keep(name):
+            self.cache[name] = x.detach()
+        return x
+
+
+def _hook(ctx: RunContext | None, name: str, x: torch.Tensor) -> torch.Tensor:
+    return x if ctx is None else ctx(name, x)
+
+
+class KVCache:
+    """Keys and values of the tokens seen so far, one pair per decoder block, for token-by-token generation."""
+
+    def __init__(self, n_layer: int):
+        self.k: list[torch.Tensor | None] = [None] * n_layer
+        self.v: list[torch.Tensor | None] = [None] * n_layer
+
+    @property
+    def length(self) -> int:
+        return 0 if self.k[0] is None else self.k[0].shape[2]
+
+    def update(self, layer: int, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.k[layer] is not None:
+            k = torch.cat([self.k[layer], k], dim=2)
+            v = torch.cat([self.v[layer], v], dim=2)
+        self.k[layer], self.v[layer] = k, v
+        return k, v
+
+    def nbytes(self) -> int:
+        return sum(t.numel() * t.element_size() for t in self.k + self.v if t is not None)
+
+
+class RMSNorm(nn.Module):
+    """x / sqrt(mean(x^2) + eps) * weight (Zhang & Sennrich 2019), computed in float32 as LLaMA does."""
+
+    def __init__(self, d: int, eps: float):
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(d))
+        self.eps = eps
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x32 = x.float()
+        return self.weight * (x32 * torch.rsqrt(x32.pow(2).mean(-1, keepdim=True) + self.eps)).to(x.dtype)
+
+
+def make_norm(cfg: ModelConfig) -> nn.Module:
+    if cfg.norm == "rmsnorm":
+        return RMSNorm(cfg.d_model, cfg.norm_eps)
+    return nn.LayerNorm(cfg.d_model, eps=cfg.norm_eps)
+
+
+@dataclass
+class Positions:
+    """What the attention of one forward needs to know about where its tokens sit."""
+
+    start: int  # absolute position of the first query token (the KV cache length)
+    cos: torch.Tensor | None = None  # RoPE tables for the query positions
+    sin: torch.Tensor | None = None
+
+
+class Attention(nn.Module):
+    """Multi-head attention with W_Q, W_K, W_V, W_O (Section 3.2.2); n_kv_head < n_head gives GQA / MQA."""
+
+    def __init__(self, cfg: ModelConfig, cross: bool = False):
+        super().__init__()
+        self.cfg, self.cross = cfg, cross
+        inner, kv_inner = cfg.n_head * cfg.d_head, cfg.n_kv_head * cfg.d_head
+        self.W_q = nn.Linear(cfg.d_model, inner, bias=cfg.qkv_bias)
+        self.W_k = nn.Linear(cfg.d_model, kv_inner, bias=cfg.qkv_bias)
+        self.W_v = nn.Linear(cfg.d_model, kv_inner, bias=cfg.qkv_bias)
+        self.W_o = nn.Linear(inner, cfg.d_model, bias=cfg.bias)
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        prefix: str,
+        ctx: RunContext | None,
+        pos: Positions,
+        *,
+        memory: torch.Tensor | None = None,
+        memory_mask: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        kv_cache: KVCache | None = None,
+        layer: int = 0,
+        mask_kind: str | None = None,
+    ) -> torch.Tensor:
+        cfg = self.cfg
+        B, T, _ = x.shape
+        src = x if memory is None else memory
+        S_new = src.shape[1]
+        q = self.W_q(x).view(B, T, cfg.n_head, cfg.d_head).transpose(1, 2)  # (B, nh, T, dh)
+        k = self.W_k(src).view(B, S_new, cfg.n_kv_head, cfg.d_head).transpose(1, 2)  # (B, nkv, S, dh)
+        v = self.W_v(src).view(B, S_new, cfg.n_kv_head, cfg.d_head).transpose(1, 2)  # (B, nkv, S, dh)
+        if not self.cross and pos.cos is not None:
+            q, k = apply_rope(q, pos.cos, pos.sin), apply_rope(k, pos.cos, pos.sin)
+        if kv_cache is not None and not self.cross:
+            k, v = kv_cache.update(layer, k, v)  # (B, nkv, start + T, dh)
+        q = _hook(ctx, f"{prefix}.q", q)
+        k = _hook(ctx, f"{prefix}.k", k)
+        v = _hook(ctx, f"{prefix}.v", v)
+        S = k.shape[2]
+
+        if self.cross:
+            allowed = None if memory_mask is None else padding_allowed(memory_mask)
+            bias = None
+        else:
+            allowed = build_mask(mask_kind or cfg.mask, T, S, window=cfg.window, prefix_len=cfg.prefix_len,
+                                 q_offset=pos.start, device=x.device)  # (T, S)
+            if attention_mask is not None:
+                allowed = allowed & padding_allowed(attention_mask)  # (B, 1, T, S)
+            bias = None
+            if cfg.positional == "alibi":
+                bias = alibi_bias(cfg.n_head, T, S, q_offset=pos.start, symmetric=(mask_kind or cfg.mask) ==
+                                  "bidirectional", device=x.device).to(q.dtype)
+        res = attention(q, k, v, allowed, bias=bias)
+        _hook(ctx, f"{prefix}.scores", res.scores)
+        pattern = _hook(ctx, f"{prefix}.pattern", res.pattern)
+        z = res.z
+        if ctx is not None and ctx.hooks.get(f"{prefix}.pattern") is not None:
+            z = torch.matmul(pattern, v.repeat_interleave(cfg.kv_groups, dim=1))  # a hook replaced the weights
+        z = _hook(ctx, f"{prefix}.z", z)  # (B, nh, T, dh)
+        out = self.W_o(z.transpose(1, 2).reshape(B, T, cfg.n_head * cfg.d_head))  # (B, T, d_model)
+        return _hook(ctx, f"{prefix}.out", out)
+
+
+class MLP(nn.Module):
+    """The position-wise feed-forward network (Section 3.3): act(x W1 + b1) W2 + b2, or SwiGLU (Shazeer 2020)."""
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.cfg = cfg
+        if cfg.activation == "swiglu":
+            self.W_gate = nn.Linear(cfg.d_model, cfg.d_ff, bias=cfg.bias)
+        self.W_in = nn.Linear(cfg.d_model, cfg.d_ff, bias=cfg.bias)
+        self.W_out = nn.Linear(cfg.d_ff, cfg.d_model, bias=cfg.bias)
+
+    def forward(self, x: torch.Tensor, prefix: str, ctx: RunContext | None) -> torch.Tensor:
+        act = self.cfg.activation
+        if act == "swiglu":
+            pre = _hook(ctx, f"{prefix}.pre", self.W_gate(x))  # (B, T, d_ff)
+            post = F.silu(pre) * self.W_in(x)
+        else:
+            pre = _hook(ctx, f"{prefix}.pre", self.W_in(x))  # (B, T, d_ff)
+            if act == "relu":
+                post = F.relu(pre)
+            else:
+                post = F.gelu(pre, approximate="tanh" if act == "gelu_tanh" else "none")
+        post = _hook(ctx, f"{prefix}.post", post)
+        return _hook(ctx, f"{prefix}.out", self.W_out(post))
+
+
+class Block(nn.Module):
+    """One layer: self-attention, (cross-attention), FFN, each wrapped in a residual and a norm.
+
+    post-norm (the course / BERT): x = Norm(x + Sublayer(x)); pre-norm (GPT-2, LLaMA): x = x + Sublayer(Norm(x)).
+    """
+
+    def __init__(self, cfg: ModelConfig, cross: bool = False):
+        super().__init__()
+        self.cfg = cfg
+        self.ln_attn = make_norm(cfg)
+        self.attn = Attention(cfg)
+        if cross:
+            self.ln_cross = make_norm(cfg)
+            self.cross_attn = Attention(cfg, cross=True)
+        self.ln_mlp = make_norm(cfg)
+        self.mlp = MLP(cfg)
+        self.drop = nn.Dropout(cfg.dropout)
+
+    def _sublayer(self, x: torch.Tensor, norm: nn.Module, fn: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
+        if self.cfg.norm_position == "pre":
+            return x + self.drop(fn(norm(x)))
+        return norm(x + self.drop(fn(x)))
+
+    def forward(self, x, prefix, ctx, pos, *, memory=None, memory_mask=None, attention_mask=None,
+                kv_cache=None, layer=0, mask_kind=None):
+        x = _hook(ctx, f"{prefix}.resid_pre", x)
+        x = self._sublayer(x, self.ln_attn, lambda h: self.attn(
+            h, f"{prefix}.attn", ctx, pos, attention_mask=attention_mask, kv_cache=kv_cache, layer=layer,
+            mask_kind=mask_kind))
+        x = _hook(ctx, f"{prefix}.resid_mid", x)
+        if memory is not None:
+            x = self._sublayer(x, self.ln_cross, lambda h: self.cross_attn(
+                h, f"{prefix}.cross_attn", ctx, pos, memory=memory, memory_mask=memory_mask))
+            x = _hook(ctx, f"{prefix}.resid_cross", x)
+        x = self._sublayer(x, self.ln_mlp, lambda h: self.mlp(h, f"{prefix}.mlp", ctx))
+        return _hook(ctx, f"{prefix}.resid_post", x)
+
+
+class Embedding(nn.Module):
+    """Token (+ segment) embeddings plus the absolute positional encoding, if the config adds one."""
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.tok = nn.Embedding(cfg.vocab_size, cfg.d_model)
+        if cfg.positional == "learned":
+            self.pos = nn.Embedding(cfg.max_seq_len, cfg.d_model)
+        elif cfg.positional == "sinusoidal":
+            self.register_buffer("pos_table", sinusoidal(cfg.max_seq_len, cfg.d_model), persistent=False)
+        if cfg.type_vocab_size:
+            self.segment = nn.Embedding(cfg.type_vocab_size, cfg.d_model)
+        self.norm = make_norm(cfg) if cfg.embed_norm else None
+        self.drop = nn.Dropout(cfg.dropout)
+
+    def forward(self, tokens, prefix, ctx, start, token_type_ids=None):
+        cfg = self.cfg
+        T = tokens.shape[1]
+        x = self.tok(tokens)  # (B, T, d)
+        if cfg.embed_scale:
+            x = x * math.sqrt(cfg.d_model)
+        x = _hook(ctx, f"{prefix}.tok", x)
+        positions = torch.arange(start, start + T, device=tokens.device)
+        if cfg.positional == "learned":
+            pe = self.pos(positions)  # (T, d)
+        elif cfg.positional == "sinusoidal":
+            pe = self.pos_table[positions]
+        else:
+            pe = torch.zeros(T, cfg.d_model, device=tokens.device, dtype=x.dtype)
+        x = x + _hook(ctx, f"{prefix}.pos", pe)
+        if cfg.type_vocab_size:
+            if token_type_ids is None:
+                token_type_ids = torch.zeros_like(tokens)
+            x = x + _hook(ctx, f"{prefix}.type", self.segment(token_type_ids))
+        if self.norm is not None:
+            x = self.norm(x)
+        return _hook(ctx, f"{prefix}.out", self.drop(x))
+
+
+class Stack(nn.Module):
+    """Embeddings, blocks and (pre-norm) final norm: the body shared by encoders and decoders."""
+
+    def __init__(self, cfg: ModelConfig, cross: bool = False):
+        super().__init__()
+        self.cfg = cfg
+        self.embed = Embedding(cfg)
+        self.blocks = nn.ModuleList(Block(cfg, cross=cross) for _ in range(cfg.n_layer))
+        # Post-norm stacks already end on a norm; pre-norm ones need one more (GPT-2's ln_f, LLaMA's norm).
+        self.ln_final = make_norm(cfg) if cfg.norm_position == "pre" else None
+
+    def forward(self, tokens, prefix, ctx, *, memory=None, memory_mask=None, attention_mask=None,
+                token_type_ids=None, kv_cache=None, mask_kind=None):
+        cfg = self.cfg
+        start = 0 if kv_cache is None else kv_cache.length
+        T = tokens.shape[1]
+        if start + T > cfg.max_seq_len:
+            raise ValueError(
+                f"The sequence ({start + T} tokens) is longer than this model's context (max_seq_len = "
+                f"{cfg.max_seq_len}); shorten the text."
+            )
+        x = self.embed(tokens, f"{prefix}embed", ctx, start, token_type_ids)
+        pos = Positions(start=start)
+        if cfg.positional == "rope":
+            positions = torch.arange(start, start + T, device=tokens.device)
+            pos.cos, pos.sin = rope_cos_sin(positions, cfg.d_head, cfg.rope_theta)
+        for i, block in enumerate(self.blocks):
+            x = block(x, f"{prefix}blocks.{i}", ctx, pos, memory=memory, memory_mask=memory_mask,
+                      attention_mask=attention_mask, kv_cache=kv_cache, layer=i, mask_kind=mask_kind)
+        if self.ln_final is not None:
+            x = self.ln_final(x)
+        return x
+
+
+class Transformer(nn.Module):
+    """Transformer(cfg): decoder-only, encoder-only or encoder-decoder, chosen by ``cfg.arch``.
+
+    ``forward(tokens)`` returns logits (B, T, vocab). ``run_with_cache`` returns them with a dict of named
+    intermediate tensors (see HOOK_NAMES); ``run_with_hooks`` lets functions replace any of them.
+    For an encoder-decoder, ``tokens`` feed the decoder and ``src`` the encoder.
+    """
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.cfg = cfg
+        if cfg.arch == "encoder-decoder":
+            # The encoder sees the whole source; only the decoder's self-attention is causal.
+            self.encoder = Stack(cfg)
+        self.stack = Stack(cfg, cross=cfg.arch == "encoder-decoder")
+        if cfg.arch == "encoder-decoder":
+            self.encoder.embed.tok = self.stack.embed.tok  # one table for source and target, as in the paper
+        self.lm_head = nn.Linear(cfg.d_model, cfg.vocab_size, bias=False)
+        if cfg.tie_embeddings:
+            self.lm_head.weight = self.stack.embed.tok.weight
+        self.apply(self._init_weights)
+
+    @staticmethod
+    def _init_weights(module: nn.Module) -> None:
+        # GPT-2's initialisation: N(0, 0.02) for every matrix and embedding, zero biases.
+        if isinstance(module, (nn.Linear, nn.Embedding)):
+            nn.init.normal_(module.weight, std=0.02)
+            if isinstance(module, nn.Linear) and module.bias is not None:
+                nn.init.zeros_(module.bias)
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.parameters()).device
+
+    def encode(self, src: torch.Tensor, ctx: RunContext | None = None, src_mask: torch.Tensor | None = None):
+        """The encoder's output for an encoder-decoder (B, S, d_model)."""
+        out = self.encoder(src, "encoder.", ctx, attention_mask=src_mask, mask_kind="bidirectional")
+        return _hook(ctx, "encoder.final", out)
+
+    def forward(
+        self,
+        tokens: torch.Tensor,
+        ctx: RunContext | None = None,
+        *,
+        src: torch.Tensor | None = None,
+        src_mask: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        token_type_ids: torch.Tensor | None = None,
+        kv_cache: KVCache | None = None,
+        memory: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        tokens = _as_batch(tokens)
+        if self.cfg.arch == "encoder-decoder":
+            if memory is None:
+                if src is None:
+                    raise ValueError("An encoder-decoder needs source tokens (src) for its encoder.")
+                memory = self.encode(_as_batch(src).to(tokens.device), ctx, src_mask)
+        x = self.stack(tokens, "", ctx, memory=memory, memory_mask=src_mask, attention_mask=attention_mask,
+                       token_type_ids=token_type_ids, kv_cache=kv_cache)
+        x = _hook(ctx, "final", x)
+        return _hook(ctx, "logits", self.lm_head(x))  # (B, T, vocab)
+
+    @torch.no_grad()
+    def run_with_cache(
+        self, tokens: torch.Tensor, names: Iterable[str] | Callable[[str], bool] | None = None, **kwargs
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """(logits, cache): cache maps hook names to detached tensors; ``names`` picks a subset (a list or a
+        predicate), None keeps everything."""
+        ctx = RunContext(keep=_name_filter(names), hooks=kwargs.pop("hooks", None) or {})
+        logits = self(tokens, ctx, **kwargs)
+        return logits, ctx.cache
+
+    @torch.no_grad()
+    def run_with_hooks(self, tokens: torch.Tensor, hooks: dict[str, HookFn], **kwargs) -> torch.Tensor:
+        """Logits with hook functions applied: ``fn(tensor, name)`` may return a replacement (e.g. zero a head)."""
+        unknown = [n for n in hooks if not is_hook_name(n, self.cfg)]
+        if unknown:
+            raise ValueError(f"Unknown hook name(s): {', '.join(unknown)}. See explorer.model.HOOK_NAMES.")
+        return self(tokens, RunContext(hooks=dict(hooks)), **kwargs)
+
+    def hook_names(self) -> list[str]:
+        return hook_names(self.cfg)
+
+
+def _as_batch(tokens) -> torch.Tensor:
+    tokens = torch.as_tensor(tokens)
+    if tokens.dim() == 1:
+        tokens = tokens.unsqueeze(0)
+    if tokens.dim() != 2 or tokens.shape[1] == 0:
+        raise ValueError("Expected at least one token (a 1-D or (batch, seq) tensor of token ids).")
+    return tokens
+
+
+def _name_filter(names) -> Callable[[str], bool]:
+    if names is None:
+        return lambda _: True
+    if callable(names):
+        return names
+    wanted = set([names] if isinstance(names, str) else names)
+    return wanted.__contains__
+
+
+def hook_names(cfg: ModelConfig) -> list[str]:
+    """Every hook name a forward of this config produces, in the order they fire."""
+    def stack_names(prefix: str, cross: bool) -> list[str]:
+        out = [f"{prefix}embed.tok", f"{prefix}embed.pos"]
+        if cfg.type_vocab_size:
+            out.append(f"{prefix}embed.type")
+        out.append(f"{prefix}embed.out")
+        for i in range(cfg.n_layer):
+            b = f"{prefix}blocks.{i}"
+            out += [f"{b}.resid_pre"] + [f"{b}.attn.{s}" for s in ("q", "k", "v", "scores", "pattern", "z", "out")]
+            out.append(f"{b}.resid_mid")
+            if cross:
+                out += [f"{b}.cross_attn.{s}" for s in ("q", "k", "v", "scores", "pattern", "z", "out")]
+                out.append(f"{b}.resid_cross")
+            out += [f"{b}.mlp.pre", f"{b}.mlp.post", f"{b}.mlp.out", f"{b}.resid_post"]
+        return out
+
+    names: list[str] = []
+    if cfg.arch == "encoder-decoder":
+        names += stack_names("encoder.", cross=False) + ["encoder.final"]
+    return names + stack_names("", cross=cfg.arch == "encoder-decoder") + ["final", "logits"]
+
+
+def is_hook_name(name: str, cfg: ModelConfig) -> bool:
+    return name in set(hook_names(cfg))

@@ -1,0 +1,1 @@
+"""Streamlit glue: the only place besides pages/ that imports streamlit."""
