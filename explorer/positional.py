@@ -19,16 +19,20 @@ def sinusoidal(n_pos: int, d_model: int, base: float = 10000.0) -> torch.Tensor:
     return pe.float()
 
 
-def rope_inv_freq(d_head: int, theta: float = 10000.0) -> torch.Tensor:
+def rope_inv_freq(d_head: int, theta: float = 10000.0, dtype: torch.dtype = torch.float64) -> torch.Tensor:
     """theta^(-2i/d) for i = 0 .. d/2 - 1: the angular speed of each rotated pair of dimensions."""
-    return 1.0 / theta ** (torch.arange(0, d_head, 2, dtype=torch.float64) / d_head)
+    return 1.0 / theta ** (torch.arange(0, d_head, 2, dtype=dtype) / d_head)
 
 
 def rope_cos_sin(positions: torch.Tensor, d_head: int, theta: float = 10000.0) -> tuple[torch.Tensor, torch.Tensor]:
-    """cos and sin of shape (T, d_head) for the rotate-half layout: pair i is (x[i], x[i + d/2])."""
-    angles = positions.to(torch.float64).unsqueeze(1) * rope_inv_freq(d_head, theta).to(positions.device)
+    """cos and sin of shape (T, d_head) for the rotate-half layout: pair i is (x[i], x[i + d/2]).
+
+    The angles are computed in float32, as transformers' LLaMA does: real checkpoints (SmolLM2) then give the
+    same logits bit for bit; float64 angles drift from them by ~1e-4 over a few hundred positions."""
+    inv_freq = rope_inv_freq(d_head, theta, dtype=torch.float32).to(positions.device)
+    angles = positions.to(torch.float32).unsqueeze(1) * inv_freq  # (T, d/2)
     angles = torch.cat([angles, angles], dim=-1)  # (T, d)
-    return angles.cos().float(), angles.sin().float()
+    return angles.cos(), angles.sin()
 
 
 def rotate_half(x: torch.Tensor) -> torch.Tensor:
