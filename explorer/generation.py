@@ -1,0 +1,336 @@
+"""Causal language modelling, live: the model continues a prompt one token at a time and shows every choice.
+
+The course's CLM example ("今天天气" -> "今天天气很" -> "今天天气很好"): at each step the model reads the text so far,
+scores every token of its vocabulary, the sampling settings (``explorer.sampling``) reshape those scores into a
+distribution, one token is picked and appended, and the loop starts again.
+
+``generate(model, tokenizer, prompt, settings)`` returns a :class:`Generation`, an iterator of :class:`Step`: the
+chosen token and its probability, the top candidates, the entropy, the step's time and, when asked, the newest
+token's attention over the context. Stop consuming it and generation stops. With ``use_cache=True`` the keys and
+values of past tokens are kept in an ``explorer.model.KVCache`` so each step only runs the newest token through
+the model; without it every step re-reads the whole text.
+
+Everything per run (KV cache, random generator, token lists) lives in the Generation, never on the model, so one
+shared model serves many concurrent generations.
+"""
+from __future__ import annotations
+
+import dataclasses
+import secrets
+import time
+from dataclasses import dataclass
+from typing import Iterator, Protocol, Sequence
+
+import torch
+
+from .model import KVCache, RunContext, Transformer
+from .sampling import SamplingSettings, entropy_bits
+
+FINISH_REASONS = {
+    "eos": "the model chose its end-of-text token",
+    "max_new_tokens": "it reached the maximum number of new tokens",
+    "context_full": "the text filled the model's whole context window",
+}
+
+
+class Tokenizer(Protocol):
+    """What generation needs from a tokenizer (``explorer.pretrained.SafeTokenizer`` and ``ByteTokenizer`` fit)."""
+
+    supports_chat: bool
+    eos_token_id: int | None
+
+    def encode(self, text: str, *, add_special_tokens: bool = True) -> list[int]: ...
+    def chat_ids(self, user: str) -> list[int]: ...
+    def decode(self, ids: Sequence[int], *, skip_special_tokens: bool = False) -> str: ...
+    def token_labels(self, ids: Sequence[int]) -> list[str]: ...
+
+
+@dataclass(frozen=True)
+class Prompt:
+    """The prompt as the model reads it: token ids and one readable label per token."""
+
+    ids: tuple[int, ...]
+    labels: tuple[str, ...]
+    chat: bool
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+
+@dataclass(frozen=True)
+class Candidate:
+    token_id: int
+    label: str
+    prob: float  # after the sampling settings: the distribution the token was actually picked from
+    model_prob: float  # the model's own softmax, before any setting
+
+
+@dataclass(frozen=True)
+class Step:
+    """One generated token and everything about how it was chosen."""
+
+    index: int  # 0 for the first new token
+    position: int  # its position in the whole sequence (prompt included)
+    token_id: int
+    label: str  # the token alone, readable (line breaks and spaces made visible)
+    delta: str  # the text this step adds to the output ('' while a multi-byte character is still incomplete)
+    prob: float  # its probability after the settings
+    model_prob: float  # its probability under the model alone
+    candidates: tuple[Candidate, ...]  # most likely first (after the settings); the chosen one is always included
+    n_kept: int  # how many tokens of the vocabulary the settings left in play
+    entropy: float  # bits, of the distribution the token was picked from
+    model_entropy: float  # bits, of the model's own distribution
+    seconds: float  # wall time of the step: forward pass, processing and the pick
+    tokens_read: int  # tokens run through the model this step (the prompt, 1 with a KV cache, or everything)
+    attention: torch.Tensor | None  # (n_layer, n_head, position): the query at position-1 over the context
+    finish: str | None  # on the last step: a key of FINISH_REASONS
+
+    @property
+    def is_eos(self) -> bool:
+        return self.finish == "eos"
+
+
+def prepare_prompt(tokenizer: Tokenizer, prompt: str | Sequence[int], max_seq_len: int, *, chat: bool = False) -> Prompt:
+    """Tokenize and check a prompt. Plain mode continues the text as it is; chat mode wraps it in the model's chat
+    template (the format an instruction-tuned model was fine-tuned on) and asks for the assistant's answer."""
+    if isinstance(prompt, str):
+        if not prompt.strip():
+            raise ValueError("Type a prompt first: the model needs at least one token to continue.")
+        if chat:
+            if not tokenizer.supports_chat:
+                raise ValueError(
+                    "This model has no chat template (it was never fine-tuned to chat): use plain completion.")
+            ids = tokenizer.chat_ids(prompt)
+        else:
+            ids = tokenizer.encode(prompt, add_special_tokens=False)
+        if not ids:
+            raise ValueError("The prompt gives no tokens at all; type some text.")
+    else:
+        ids = [int(i) for i in prompt]
+        if not ids:
+            raise ValueError("The prompt needs at least one token.")
+    if len(ids) >= max_seq_len:
+        raise ValueError(
+            f"The prompt is {len(ids)} tokens long but this model reads at most {max_seq_len} tokens, so there is no "
+            "room left for a new one. Shorten the prompt."
+        )
+    return Prompt(ids=tuple(ids), labels=tuple(tokenizer.token_labels(ids)), chat=chat)
+
+
+class Generation:
+    """An iterator of Steps for one run. Owns its KV cache and its random generator; nothing is shared.
+
+    ``settings.seed`` is filled in when it was None, so every run can be repeated exactly.
+    """
+
+    def __init__(self, model: Transformer, tokenizer: Tokenizer, prompt: Prompt, settings: SamplingSettings, *,
+                 use_cache: bool, attention: bool, n_candidates: int, stop_ids: Sequence[int]):
+        self.model, self.tokenizer, self.prompt = model, tokenizer, prompt
+        if settings.seed is None and not settings.greedy:
+            settings = dataclasses.replace(settings, seed=secrets.randbits(62))
+        self.settings = settings
+        self.use_cache, self.attention, self.n_candidates = use_cache, attention, n_candidates
+        self.stop_ids = frozenset(int(i) for i in stop_ids)
+        self.steps: list[Step] = []
+        self.finish: str | None = None
+        self._iter = self._run()
+
+    def __iter__(self) -> "Generation":
+        return self
+
+    def __next__(self) -> Step:
+        return next(self._iter)
+
+    def close(self) -> None:
+        self._iter.close()
+
+    @property
+    def token_ids(self) -> list[int]:
+        return [s.token_id for s in self.steps]
+
+    @property
+    def text(self) -> str:
+        return "".join(s.delta for s in self.steps)
+
+    def context_labels(self, step: Step) -> list[str]:
+        """Labels of the tokens ``step``'s attention looks at: the prompt and every token generated before it."""
+        return list(self.prompt.labels) + [s.label for s in self.steps[:step.index]]
+
+    def _run(self) -> Iterator[Step]:
+        model, cfg = self.model, self.model.cfg
+        device = model.device
+        rng = None
+        if not self.settings.greedy:
+            rng = torch.Generator(device=device)
+            rng.manual_seed(self.settings.seed)
+        cache = KVCache(cfg.n_layer) if self.use_cache else None
+        ids = torch.tensor(self.prompt.ids, dtype=torch.long, device=device)  # (T,) the whole text so far
+        fresh = ids  # what the next forward has to read
+        shown: list[int] = []  # generated ids that belong in the text (not the end-of-text token)
+        printed = 0
+        for index in range(self.settings.max_new_tokens):
+            start = time.perf_counter()
+            with torch.inference_mode():
+                logits, attn = _forward_last(model, fresh if cache is not None else ids, cache, self.attention)
+                step_ids, probs, model_probs = self._pick(logits, ids, rng)
+            token = int(step_ids)
+            seconds = time.perf_counter() - start
+
+            position = ids.shape[0]
+            finish = None
+            if token in self.stop_ids:
+                finish = "eos"
+            elif index + 1 == self.settings.max_new_tokens:
+                finish = "max_new_tokens"
+            elif position + 1 >= cfg.max_seq_len:
+                finish = "context_full"
+            tokens_read = fresh.shape[0] if cache is not None else ids.shape[0]
+            ids = torch.cat([ids, step_ids.view(1)])
+            fresh = step_ids.view(1)
+
+            delta = ""
+            if token not in self.stop_ids:
+                shown.append(token)
+            text = self.tokenizer.decode(shown, skip_special_tokens=True)
+            # Byte-level tokens can end in the middle of a character: hold it back until it is complete.
+            if finish is not None or not text.endswith("\ufffd"):
+                delta, printed = text[printed:], len(text)
+
+            step = Step(
+                index=index, position=position, token_id=token, label=self.tokenizer.token_labels([token])[0],
+                delta=delta, prob=float(probs[token]), model_prob=float(model_probs[token]),
+                candidates=self._candidates(probs, model_probs, token), n_kept=int((probs > 0).sum()),
+                entropy=float(entropy_bits(probs)), model_entropy=float(entropy_bits(model_probs)),
+                seconds=seconds, tokens_read=tokens_read, attention=attn, finish=finish,
+            )
+            self.steps.append(step)
+            if finish is not None:
+                self.finish = finish
+            yield step
+            if finish is not None:
+                return
+
+    def _pick(self, logits: torch.Tensor, context: torch.Tensor, rng: torch.Generator | None):
+        model_probs = torch.softmax(logits.float(), dim=-1)  # (V,)
+        processed = self.settings.process(logits.float(), context)
+        probs = torch.softmax(processed, dim=-1)
+        if self.settings.greedy:
+            token = processed.argmax()
+        else:
+            token = torch.multinomial(probs, 1, generator=rng)[0]
+        return token, probs.cpu(), model_probs.cpu()
+
+    def _candidates(self, probs: torch.Tensor, model_probs: torch.Tensor, chosen: int) -> tuple[Candidate, ...]:
+        # Tokens still in play come first by their probability; tokens the settings removed follow by the model's
+        # probability, so a chart shows what top-k / top-p / min-p cut away.
+        rank = torch.where(probs > 0, probs + 2.0, model_probs)
+        n = min(self.n_candidates, rank.shape[0])
+        top = torch.topk(rank, n).indices.tolist()
+        if chosen not in top:
+            top.append(chosen)
+        labels = self.tokenizer.token_labels(top)
+        return tuple(Candidate(token_id=t, label=lab, prob=float(probs[t]), model_prob=float(model_probs[t]))
+                     for t, lab in zip(top, labels))
+
+
+def _forward_last(model: Transformer, tokens: torch.Tensor, cache: KVCache | None, attention: bool):
+    """Logits for the last position only, (V,), and optionally every layer's attention row of that position,
+    (n_layer, n_head, S). The 'final' hook trims the sequence before the unembedding, so a long prompt does not pay
+    for vocabulary-sized logits it throws away."""
+    keep = (lambda name: name.endswith(".attn.pattern")) if attention else None
+    ctx = RunContext(keep=keep, hooks={"final": _last_position})
+    logits = model(tokens.unsqueeze(0), ctx, kv_cache=cache)  # (1, 1, V)
+    attn = None
+    if attention:
+        rows = [ctx.cache[f"blocks.{i}.attn.pattern"][0, :, -1, :] for i in range(model.cfg.n_layer)]
+        attn = torch.stack(rows).float().cpu()  # (n_layer, n_head, S)
+    return logits[0, -1], attn
+
+
+def _last_position(x: torch.Tensor, name: str) -> torch.Tensor:
+    return x[:, -1:]
+
+
+def generate(
+    model: Transformer,
+    tokenizer: Tokenizer,
+    prompt: str | Sequence[int] | Prompt,
+    settings: SamplingSettings | None = None,
+    *,
+    chat: bool = False,
+    use_cache: bool = True,
+    attention: bool = False,
+    n_candidates: int = 10,
+    stop_ids: Sequence[int] | None = None,
+) -> Generation:
+    """Continue ``prompt`` one token at a time; iterate the result for the Steps.
+
+    Checks everything before the first step (raises ValueError with a sentence for the student): the model must
+    be a decoder, the prompt non-empty and shorter than the context, the settings sensible. Generation ends at an
+    end-of-text token (``stop_ids``, by default the tokenizer's EOS), after ``settings.max_new_tokens`` tokens,
+    when the context is full, or as soon as the caller stops iterating.
+    """
+    settings = settings or SamplingSettings()
+    if not isinstance(settings, SamplingSettings):
+        raise TypeError("settings must be a SamplingSettings")
+    cfg = model.cfg
+    if cfg.arch != "decoder":
+        raise ValueError(
+            f"This model is an {cfg.arch}: it reads a whole text at once and was not trained to continue one. "
+            "Generation needs a decoder (GPT / LLaMA style) model."
+        )
+    if not isinstance(n_candidates, int) or n_candidates < 1:
+        raise ValueError("n_candidates must be a whole number of at least 1.")
+    if not isinstance(prompt, Prompt):
+        prompt = prepare_prompt(tokenizer, prompt, cfg.max_seq_len, chat=chat)
+    elif len(prompt) >= cfg.max_seq_len:
+        raise ValueError(f"The prompt fills the whole context ({cfg.max_seq_len} tokens); shorten it.")
+    if stop_ids is None:
+        stop_ids = [] if tokenizer.eos_token_id is None else [tokenizer.eos_token_id]
+    return Generation(model, tokenizer, prompt, settings, use_cache=use_cache, attention=attention,
+                      n_candidates=n_candidates, stop_ids=stop_ids)
+
+
+@dataclass(frozen=True)
+class SpeedReport:
+    """Per-token times of one replay of a finished run, with or without the KV cache."""
+
+    use_cache: bool
+    seconds: tuple[float, ...]  # one per generated token; the first includes reading the prompt
+
+    @property
+    def first_token_seconds(self) -> float:
+        return self.seconds[0]
+
+    @property
+    def tokens_per_second(self) -> float:
+        """Steady decoding speed: the tokens after the first one, over their time (the first step reads the whole
+        prompt, which is latency rather than speed)."""
+        rest = self.seconds[1:] or self.seconds
+        return len(rest) / max(sum(rest), 1e-9)
+
+
+def replay_speed(model: Transformer, prompt_ids: Sequence[int], token_ids: Sequence[int], *,
+                 use_cache: bool) -> SpeedReport:
+    """Time the model on exactly the tokens of a finished run, step by step, with or without a KV cache.
+
+    Teacher forcing: the generated tokens are fed back as they were, so both replays do the same work a real run
+    would, and nothing random can make one of them stop earlier. Without the cache, step i re-reads all
+    len(prompt) + i tokens; with it, only the newest one.
+    """
+    if not prompt_ids or not token_ids:
+        raise ValueError("There is no finished run to time yet: generate some tokens first.")
+    device = model.device
+    seq = torch.tensor(list(prompt_ids) + list(token_ids), dtype=torch.long, device=device)
+    n_prompt = len(prompt_ids)
+    cache = KVCache(model.cfg.n_layer) if use_cache else None
+    times = []
+    for i in range(len(token_ids)):
+        end = n_prompt + i
+        tokens = seq[:end] if cache is None else (seq[:end] if i == 0 else seq[end - 1:end])
+        start = time.perf_counter()
+        with torch.inference_mode():
+            logits, _ = _forward_last(model, tokens, cache, attention=False)
+            logits.argmax().item()  # waits for the device, as a real step does when it reads its token
+        times.append(time.perf_counter() - start)
+    return SpeedReport(use_cache=use_cache, seconds=tuple(times))
