@@ -1,0 +1,217 @@
+"""Everything the positional-encoding lab shows: the encodings themselves (sinusoidal, learned, RoPE, ALiBi), their
+similarity structure, and what they do to the attention of a real sentence.
+
+Implements the course's Positional Encoding section (Vaswani et al. 2017, Sec. 3.5) and the encodings that
+replaced it: RoPE (Su et al. 2021, LLaMA's rotate-half layout) and ALiBi (Press et al. 2022). The tables come from
+explorer.positional; the attention comes from explorer.model.Transformer.
+"""
+from __future__ import annotations
+
+import math
+import zlib
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from .attention_lab import token_vectors
+from .config import ModelConfig
+from .model import Transformer
+from .positional import alibi_bias, alibi_slopes, apply_rope, rope_cos_sin, rope_inv_freq, sinusoidal
+from .tokenizer import MAX_LAB_TOKENS, Tokens
+
+ENCODINGS = ("sinusoidal", "learned", "rope", "alibi", "none")
+ENCODING_LABELS = {"sinusoidal": "Sinusoidal", "learned": "Learned", "rope": "RoPE", "alibi": "ALiBi",
+                   "none": "None"}
+LAB_D_MODEL = 64  # the small encoder whose attention the lab compares across encodings
+LAB_N_HEAD = 4
+MAX_POSITIONS = 128
+ROPE_THETAS = (10.0, 100.0, 1_000.0, 10_000.0, 100_000.0, 1_000_000.0)
+
+
+def position_labels(n_pos: int, tokens: Sequence[str] = ()) -> list[str]:
+    """'0 今', '1 天', ... for the sentence's positions, plain numbers after it."""
+    return [f"{p} {tokens[p]}" if p < len(tokens) else str(p) for p in range(n_pos)]
+
+
+def _check_range(name: str, value, low: int, high: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise ValueError(f"{name} must be a whole number from {low} to {high} (got {value!r}).")
+
+
+def sinusoidal_table(n_pos: int, d_model: int) -> np.ndarray:
+    """(n_pos, d_model): PE(pos, 2i) = sin(pos / 10000^(2i/d)), PE(pos, 2i+1) = cos(...)."""
+    _check_range("number of positions", n_pos, 1, MAX_POSITIONS)
+    _check_range("d_model", d_model, 2, 512)
+    return sinusoidal(n_pos, d_model).numpy()
+
+
+def learned_table(n_pos: int, d_model: int, seed: int = 0) -> np.ndarray:
+    """(n_pos, d_model): a learned position embedding before training, with GPT-2's N(0, 0.02) initialisation
+    (what explorer.model.Transformer starts from). Training is what would give it structure."""
+    _check_range("number of positions", n_pos, 1, MAX_POSITIONS)
+    _check_range("d_model", d_model, 2, 512)
+    gen = torch.Generator().manual_seed(seed)
+    return (torch.randn(n_pos, d_model, generator=gen) * 0.02).numpy()
+
+
+def cosine_similarity(table: np.ndarray) -> np.ndarray:
+    """(P, P): cos of the angle between the position vectors PE(p) and PE(p')."""
+    unit = table / np.linalg.norm(table, axis=1, keepdims=True).clip(min=1e-12)
+    return unit @ unit.T
+
+
+@dataclass(frozen=True)
+class RopeRotation:
+    """Where RoPE moves the 2-D pair (x_i, x_{i+d/2}) of a unit vector at positions 0..n-1."""
+
+    pair: int
+    angle_per_position: float  # theta^(-2i/d) radians
+    points: np.ndarray  # (n, 2)
+
+
+def rope_rotation(n_pos: int, d_head: int, pair: int, theta: float = 10_000.0) -> RopeRotation:
+    """Rotate the vector with x[pair] = 1 (all else 0) by explorer.positional.apply_rope at each position."""
+    _check_range("number of positions", n_pos, 1, MAX_POSITIONS)
+    if d_head % 2 or d_head < 2:
+        raise ValueError(f"RoPE rotates pairs of dimensions, so d_head ({d_head}) must be even.")
+    _check_range("pair", pair, 0, d_head // 2 - 1)
+    x = torch.zeros(n_pos, d_head)
+    x[:, pair] = 1.0
+    cos, sin = rope_cos_sin(torch.arange(n_pos), d_head, theta)
+    rotated = apply_rope(x, cos, sin)  # (n, d)
+    points = torch.stack([rotated[:, pair], rotated[:, pair + d_head // 2]], dim=1)
+    return RopeRotation(pair, float(rope_inv_freq(d_head, theta)[pair]), points.numpy())
+
+
+@dataclass(frozen=True)
+class RopeDistance:
+    """q_m . k_n after RoPE as a function of the relative distance m - n."""
+
+    distance: np.ndarray  # (D,) 0 .. max_distance
+    ones: np.ndarray  # q = k = (1, ..., 1), divided by d: the long-term decay of the RoPE paper
+    random: np.ndarray  # one random (q, k) pair, divided by d
+    offset: int  # the same distances measured again with both positions shifted by this much
+    max_offset_change: float  # largest |q.k(shifted) - q.k| : ~0, only m - n matters
+
+
+@torch.no_grad()
+def rope_score_by_distance(d_head: int, theta: float = 10_000.0, max_distance: int = 64, seed: int = 0,
+                           offset: int = 37) -> RopeDistance:
+    if d_head % 2 or d_head < 2:
+        raise ValueError(f"RoPE rotates pairs of dimensions, so d_head ({d_head}) must be even.")
+    gen = torch.Generator().manual_seed(seed)
+    q = torch.stack([torch.ones(d_head), torch.randn(d_head, generator=gen)])  # (2, d)
+    k = torch.stack([torch.ones(d_head), torch.randn(d_head, generator=gen)])
+
+    def scores(start: int) -> torch.Tensor:
+        m = torch.arange(start, start + max_distance + 1)  # query positions, key at position `start`
+        cos_q, sin_q = rope_cos_sin(m, d_head, theta)  # (D, d)
+        cos_k, sin_k = rope_cos_sin(torch.tensor([start]), d_head, theta)  # (1, d)
+        q_rot = apply_rope(q[:, None, :].double(), cos_q.double(), sin_q.double())  # (2, D, d)
+        k_rot = apply_rope(k[:, None, :].double(), cos_k.double(), sin_k.double())  # (2, 1, d)
+        return (q_rot * k_rot).sum(-1) / d_head  # (2, D)
+
+    base, shifted = scores(0), scores(offset)
+    return RopeDistance(np.arange(max_distance + 1), base[0].numpy(), base[1].numpy(), offset,
+                        float((shifted - base).abs().max()))
+
+
+@dataclass(frozen=True)
+class Alibi:
+    slopes: np.ndarray  # (n_head,)
+    bias: np.ndarray  # (n_head, T, T): -slope * (i - j), -inf above the diagonal (a causal model)
+
+
+def alibi(n_head: int, n_tokens: int, causal: bool = True) -> Alibi:
+    _check_range("n_head", n_head, 1, 64)
+    _check_range("number of tokens", n_tokens, 1, MAX_POSITIONS)
+    bias = alibi_bias(n_head, n_tokens, symmetric=not causal)
+    if causal:
+        future = torch.ones(n_tokens, n_tokens, dtype=torch.bool).triu(1)
+        bias = bias.masked_fill(future, float("-inf"))
+    return Alibi(alibi_slopes(n_head).numpy(), (bias + 0.0).numpy())  # + 0.0 turns -0.0 into 0.0
+
+
+# ---- attention of a sentence under each encoding -------------------------------------------------------------------
+
+def encoding_config(positional: str, theta: float = 10_000.0) -> ModelConfig:
+    """A one-layer bidirectional encoder (so only the encoding, not a mask, tells positions apart)."""
+    if positional not in ENCODINGS:
+        raise ValueError(f"The positional encoding must be one of {', '.join(ENCODINGS)} (got {positional!r}).")
+    return ModelConfig(arch="encoder", n_layer=1, d_model=LAB_D_MODEL, n_head=LAB_N_HEAD, vocab_size=1,
+                       max_seq_len=MAX_LAB_TOKENS, positional=positional, rope_theta=float(theta),
+                       mask="bidirectional", norm_position="pre")
+
+
+@torch.no_grad()
+def encoding_model(positional: str, seed: int = 0, theta: float = 10_000.0) -> Transformer:
+    """explorer's Transformer with weights that do not depend on the encoding: each parameter is drawn from a
+    generator seeded by (seed, its name), so the five models differ only in how they see positions.
+
+    Linear weights N(0, 1/fan_in) instead of GPT-2's N(0, 0.02), which would make every head uniform; a learned
+    position table N(0, 1/2), the average square of a sinusoidal entry, so both add as much to each token.
+    """
+    model = Transformer(encoding_config(positional, theta)).eval()
+    for name, param in model.named_parameters():
+        gen = torch.Generator().manual_seed(seed * 1_000_003 + zlib.crc32(name.encode()))
+        if name.endswith("embed.pos.weight"):
+            param.copy_(torch.randn(param.shape, generator=gen) * math.sqrt(0.5))
+        elif param.dim() == 2:
+            param.copy_(torch.randn(param.shape, generator=gen) / math.sqrt(param.shape[1]))
+    return model
+
+
+@torch.no_grad()
+def attention_patterns(model: Transformer, tokens: Tokens, seed: int = 0) -> np.ndarray:
+    """(n_head, T, T) attention weights of the model's only layer on the sentence.
+
+    The model's vocabulary has one entry: each token's embedding is its row of the toy table
+    (explorer.attention_lab.token_vectors) and enters through the ``embed.tok`` hook point.
+    """
+    embeddings = token_vectors(tokens.toy_ids, model.cfg.d_model, seed)[None]  # (1, T, d)
+    _, cache = model.run_with_cache(
+        torch.zeros(1, len(tokens), dtype=torch.long), names=["blocks.0.attn.pattern"],
+        hooks={"embed.tok": lambda x, name: embeddings.to(x.dtype)},
+    )
+    return cache["blocks.0.attn.pattern"][0].numpy()
+
+
+def shuffle_order(n: int, seed: int) -> list[int]:
+    """A random order of 0..n-1 that is not the identity (when n > 1)."""
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(seed)).tolist()
+    if n > 1 and order == list(range(n)):
+        order = order[1:] + order[:1]
+    return order
+
+
+@dataclass(frozen=True)
+class PermutationResult:
+    """The sentence and a shuffled copy through the same layer.
+
+    ``unshuffled`` is the shuffled sentence's attention with its rows and columns put back in the original order:
+    without positional information it equals ``original`` (attention is permutation-equivariant).
+    """
+
+    order: tuple[int, ...]  # token a of the shuffled sentence is token order[a] of the original
+    labels: tuple[str, ...]
+    shuffled_labels: tuple[str, ...]
+    original: np.ndarray  # (n_head, T, T)
+    shuffled: np.ndarray
+    unshuffled: np.ndarray
+    max_abs_diff: float
+
+
+def permutation_experiment(model: Transformer, tokens: Tokens, shuffle_seed: int = 0, seed: int = 0
+                           ) -> PermutationResult:
+    if len(tokens) < 2:
+        raise ValueError("Shuffling needs at least two tokens: type a longer sentence.")
+    order = shuffle_order(len(tokens), shuffle_seed)
+    shuffled_tokens = tokens.permuted(order)
+    original = attention_patterns(model, tokens, seed)
+    shuffled = attention_patterns(model, shuffled_tokens, seed)
+    back = np.argsort(order)  # row a of `shuffled` is original token order[a]
+    unshuffled = shuffled[:, back][:, :, back]
+    return PermutationResult(tuple(order), tokens.tokens, shuffled_tokens.tokens, original, shuffled, unshuffled,
+                             float(np.abs(unshuffled - original).max()))

@@ -1,0 +1,160 @@
+"""Figures of the attention lab: pure functions, data in, go.Figure out.
+
+Single matrices go through the shared token-labelled ``heatmap``; the head grid and the sqrt(d_k) study put several
+panels in one figure (one figure is much cheaper to build and send than sixteen).
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+import plotly.graph_objects as go
+
+from ..attention_lab import ParamRow, Sharpness, SqrtDkStudy
+from .heatmap import heatmap, to_numpy, unique_labels
+
+MAX_SHOWN_COLS = 64  # wider matrices show their first 64 columns: 512 columns are unreadable and slow to send
+
+
+def _height(rows: int) -> int:
+    return max(220, min(560, 60 + 22 * rows))
+
+
+def matrix_figure(matrix, x_labels: Sequence[str] | None, y_labels: Sequence[str], *, title: str,
+                  kind: str = "scores", x_title: str = "key (attended to)", y_title: str = "query (attending)",
+                  show_values: bool | None = None) -> go.Figure:
+    """One step of the computation. kind: 'weights' (0..1, blues), 'scores' or 'vectors' (diverging around 0),
+    'mask' (0 or -inf). Vectors wider than MAX_SHOWN_COLS show their first columns."""
+    z = to_numpy(matrix)
+    if kind == "vectors":
+        z = z[:, :MAX_SHOWN_COLS]
+        x_labels = [str(i) for i in range(z.shape[1])] if x_labels is None else list(x_labels)[:MAX_SHOWN_COLS]
+    rows, cols = z.shape
+    if show_values is None:  # numbers in the cells only while they still fit
+        show_values = (kind == "weights" and rows <= 10 and cols <= 10) or (kind == "mask" and rows <= 16)
+    finite = z[np.isfinite(z)]
+    bound = float(np.abs(finite).max()) if finite.size else 1.0
+    style = {
+        "weights": dict(colorscale="Blues", zmin=0.0, zmax=1.0),
+        "mask": dict(colorscale=[[0, "#ffffff"], [1, "#ffffff"]], zmin=0.0, zmax=1.0),
+        "scores": dict(colorscale="RdBu_r", zmin=-bound, zmax=bound),
+        "vectors": dict(colorscale="RdBu_r", zmin=-bound, zmax=bound),
+    }[kind]
+    fig = heatmap(z, x_labels, y_labels, title=title, x_title=x_title, y_title=y_title, show_values=show_values,
+                  height=_height(rows), value_format=".2f", **style)
+    if kind == "mask":
+        fig.data[0].showscale = False
+    return fig
+
+
+def panel_grid(matrices: Sequence, x_labels: Sequence[Sequence[str]], y_labels: Sequence[Sequence[str]],
+               titles: Sequence[str], *, title: str = "", cols: int = 4, colorscale: str = "Blues",
+               zmin: float = 0.0, zmax: float = 1.0, value_name: str = "weight", x_title: str = "key",
+               y_title: str = "query") -> go.Figure:
+    """Several token-labelled matrices in one figure with one shared colour scale; -inf cells are left blank
+    (grey) and read '-inf' on hover, like the shared heatmap."""
+    n = len(matrices)
+    cols = max(1, min(cols, n))
+    rows = math.ceil(n / cols)
+    longest = max(len(y) for y in y_labels)
+    show_ticks = longest <= 12
+    panel = 260 if show_ticks else 200
+    height = 60 + rows * panel
+    gap_x, gap_top, gap_bottom = 0.05, 34 / height, 0.02 * 4 / rows
+    data, layout, annotations = [], {}, []
+    for i, (m, xl, yl) in enumerate(zip(matrices, x_labels, y_labels)):
+        z = to_numpy(m)
+        neg_inf = np.isneginf(z)
+        r, c = divmod(i, cols)
+        axis = "" if i == 0 else str(i + 1)
+        x0, x1 = c / cols + gap_x / 2, (c + 1) / cols - gap_x / 2
+        y1, y0 = 1 - r / rows - gap_top, 1 - (r + 1) / rows + gap_bottom
+        text = np.where(neg_inf, "-inf", np.char.mod("%.3f", np.where(neg_inf, 0, z)))
+        data.append(go.Heatmap(
+            z=np.where(neg_inf, np.nan, z), x=unique_labels(xl), y=unique_labels(yl), text=text,
+            xaxis=f"x{axis}", yaxis=f"y{axis}", coloraxis="coloraxis", hoverongaps=True,
+            hovertemplate=f"{titles[i]}<br>{y_title}: %{{y}}<br>{x_title}: %{{x}}<br>{value_name}: %{{text}}"
+                          "<extra></extra>",
+        ))
+        tick = dict(showticklabels=show_ticks, tickfont=dict(size=10), type="category")
+        layout[f"xaxis{axis}"] = dict(domain=[x0, x1], anchor=f"y{axis}", tickangle=-45 if len(xl) > 6 else 0,
+                                      **tick)
+        layout[f"yaxis{axis}"] = dict(domain=[y0, y1], anchor=f"x{axis}", autorange="reversed", **tick)
+        annotations.append(dict(text=titles[i], x=(x0 + x1) / 2, y=y1, xref="paper", yref="paper",
+                                showarrow=False, yanchor="bottom", font=dict(size=12)))
+    layout.update(
+        title=dict(text=title), annotations=annotations, height=height,
+        coloraxis=dict(colorscale=colorscale, cmin=zmin, cmax=zmax, colorbar=dict(title=dict(text=value_name))),
+        margin=dict(l=10, r=10, t=50 if title else 30, b=10), plot_bgcolor="#eeeeee",
+    )
+    return go.Figure(data=data, layout=layout)
+
+
+def head_grid(weights, labels: Sequence[str], *, kv_heads: Sequence[int] | None = None, selected: int | None = None,
+              title: str = "", cols: int = 4) -> go.Figure:
+    """All heads' attention weights side by side, one panel per head, one shared 0..1 colour scale.
+
+    weights: (n_head, T, T). kv_heads[h] names the key/value head that query head h reads (GQA / MQA).
+    """
+    w = to_numpy(weights)
+    titles = []
+    for h in range(w.shape[0]):
+        name = f"head {h + 1}" + (f" · kv {kv_heads[h] + 1}" if kv_heads is not None else "")
+        titles.append(f"<b>{name} (zoomed)</b>" if selected == h else name)
+    return panel_grid(list(w), [labels] * len(w), [labels] * len(w), titles, title=title, cols=cols)
+
+
+def sqrt_dk_figure(study: SqrtDkStudy, current: Sharpness | None = None) -> go.Figure:
+    """Largest weight and entropy of the softmax as d_k grows, with and without dividing by sqrt(d_k)."""
+    data = []
+    panels = (("x", "y", study.max_weight_scaled, study.max_weight_unscaled, "max"),
+              ("x2", "y2", study.entropy_scaled, study.entropy_unscaled, "entropy"))
+    colours = {"scaled": "#1f77b4", "unscaled": "#d62728"}
+    for xa, ya, scaled, unscaled, what in panels:
+        for name, values in (("scaled", scaled), ("unscaled", unscaled)):
+            label = "÷ √d_k (scaled)" if name == "scaled" else "no scaling"
+            data.append(go.Scatter(
+                x=list(study.d_k), y=list(values), mode="lines+markers", name=label, legendgroup=name,
+                showlegend=what == "max", xaxis=xa, yaxis=ya, line=dict(color=colours[name]),
+                hovertemplate=f"d_k = %{{x}}<br>{label}: %{{y:.3f}}<extra></extra>",
+            ))
+        if current is not None:
+            values = ((current.max_weight_scaled, current.max_weight_unscaled) if what == "max"
+                      else (current.entropy_scaled, current.entropy_unscaled))
+            data.append(go.Scatter(
+                x=[current.d_k, current.d_k], y=list(values), mode="markers", name="this layer's heads",
+                legendgroup="current", showlegend=what == "max", xaxis=xa, yaxis=ya,
+                marker=dict(symbol="star", size=14, color=[colours["scaled"], colours["unscaled"]],
+                            line=dict(color="black", width=1)),
+                hovertemplate="this layer, d_k = %{x}: %{y:.3f}<extra></extra>",
+            ))
+    data.append(go.Scatter(
+        x=[study.d_k[0], study.d_k[-1]], y=[study.uniform_entropy] * 2, mode="lines", xaxis="x2", yaxis="y2",
+        name="uniform (no preference)", line=dict(color="grey", dash="dash"),
+        hovertemplate="uniform attention: %{y:.2f} bits<extra></extra>",
+    ))
+    log_x = dict(type="log", dtick=math.log10(2), tickvals=list(study.d_k), title=dict(text="d_k (log scale)"))
+    layout = dict(
+        height=360, margin=dict(l=10, r=10, t=40, b=10), legend=dict(orientation="h", y=-0.25),
+        xaxis=dict(domain=[0, 0.45], anchor="y", **log_x),
+        yaxis=dict(anchor="x", range=[0, 1.05], title=dict(text="largest softmax weight (mean over queries)")),
+        xaxis2=dict(domain=[0.55, 1], anchor="y2", **log_x),
+        yaxis2=dict(anchor="x2", rangemode="tozero", title=dict(text="entropy of the weights (bits)")),
+        title=dict(text="Why divide by √d_k: the softmax as the heads grow"),
+    )
+    return go.Figure(data=data, layout=layout)
+
+
+def params_figure(rows: Sequence[ParamRow]) -> go.Figure:
+    """Parameters of W^Q, W^K, W^V, W^O for each attention kind, stacked."""
+    kinds = [f"{r.kind} (n_kv_head = {r.n_kv_head})" for r in rows]
+    parts = (("W^Q", "w_q", "#1f77b4"), ("W^K", "w_k", "#ff7f0e"), ("W^V", "w_v", "#2ca02c"),
+             ("W^O", "w_o", "#9467bd"))
+    data = [go.Bar(x=kinds, y=[getattr(r, attr) for r in rows], name=name, marker_color=colour,
+                   hovertemplate=f"{name}: %{{y:,}} parameters<extra></extra>")
+            for name, attr, colour in parts]
+    return go.Figure(data=data, layout=dict(
+        barmode="stack", height=300, margin=dict(l=10, r=10, t=40, b=10),
+        title=dict(text="Parameters of this attention layer"), yaxis=dict(title=dict(text="parameters")),
+    ))

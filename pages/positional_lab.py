@@ -1,0 +1,183 @@
+"""Positional-encoding lab: sinusoidal, learned, RoPE, ALiBi, and why attention needs positions at all."""
+import streamlit as st
+
+from explorer.positional_lab import (
+    ENCODING_LABELS, ENCODINGS, LAB_N_HEAD, ROPE_THETAS, alibi, attention_patterns, cosine_similarity,
+    encoding_model, learned_table, permutation_experiment, position_labels, rope_rotation, rope_score_by_distance,
+    sinusoidal_table,
+)
+from explorer.tokenizer import DEFAULT_SENTENCE, Tokens, tokenize_for_lab
+from explorer.ui.common import page_header, show_device
+from explorer.viz.positional import (
+    alibi_figure, encodings_figure, permutation_figure, rope_distance_figure, rope_rotation_figure,
+    similarity_figure, slopes_figure, table_figure, waves_figure,
+)
+
+
+@st.cache_resource(max_entries=24, show_spinner=False)
+def model_for(positional: str, seed: int, theta: float):
+    # Shared between sessions: run_with_cache keeps its state per call (RunContext), never on the model.
+    return encoding_model(positional, seed, theta)
+
+
+@st.cache_data(max_entries=128, show_spinner=False)
+def patterns_for(positional: str, seed: int, theta: float, tokens: Tokens):
+    return attention_patterns(model_for(positional, seed, theta), tokens, seed)
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def permutation_for(positional: str, seed: int, theta: float, tokens: Tokens, shuffle_seed: int):
+    return permutation_experiment(model_for(positional, seed, theta), tokens, shuffle_seed, seed)
+
+
+def chart(fig, key: str) -> None:
+    st.plotly_chart(fig, width="stretch", key=key, config={"displaylogo": False})
+
+
+page_header(
+    "Positional encoding lab",
+    "Attention compares every token with every other one, but nothing in softmax(QKᵀ/√d_k)V says *where* a token "
+    "is: shuffle the words and each token gets the same attention as before. A positional encoding puts the "
+    "order back. Explore the four families the course and today's models use, then see what each does to the "
+    "attention of your sentence.",
+    "Positional Encoding",
+)
+
+text = st.text_input("Sentence (English or Chinese)", DEFAULT_SENTENCE, key="sentence", max_chars=400)
+lab_input = tokenize_for_lab(text)
+if lab_input.error:
+    st.error(lab_input.error)
+    st.warning(lab_input.fallback)
+tokens = lab_input.tokens
+labels = list(tokens.tokens)
+st.markdown("**Tokens:** " + " ".join(f"`{t}`" for t in labels))
+
+with st.sidebar:
+    st.subheader("Positional encodings")
+    seed = int(st.number_input("Random seed (weights and embeddings)", 0, 10_000, 0, key="seed"))
+    theta = st.select_slider("RoPE base θ", ROPE_THETAS, value=10_000.0, key="theta",
+                             format_func=lambda t: f"{t:,.0f}")
+    show_device()
+
+encoding = st.radio("Encoding to explore", ENCODINGS, format_func=ENCODING_LABELS.get, horizontal=True,
+                    key="encoding")
+
+if encoding in ("sinusoidal", "learned"):
+    c1, c2 = st.columns(2)
+    n_pos = c1.slider("Positions", 2, 128, max(32, len(tokens)), key="n_pos")
+    d_model = c2.select_slider("d_model", [8, 16, 32, 64, 128, 256, 512], 64, key="pe_d_model")
+    pos = position_labels(n_pos, labels)
+    sin_table = sinusoidal_table(n_pos, d_model)
+    st.latex(r"PE_{(pos,2i)} = \sin\!\left(\frac{pos}{10000^{2i/d_{model}}}\right),\quad "
+             r"PE_{(pos,2i+1)} = \cos\!\left(\frac{pos}{10000^{2i/d_{model}}}\right)")
+
+if encoding == "sinusoidal":
+    st.header("Sinusoidal (the original Transformer)")
+    st.markdown("Every dimension pair is a sine/cosine with its own wavelength, from 2π (dimension 0) to "
+                "10000·2π: the first dimensions change at every step, the last ones hardly at all. Each position "
+                "gets a unique pattern, and PE(p+k) is a rotation of PE(p), so relative offsets are easy to read.")
+    chart(table_figure(sin_table, pos, title=f"PE table: {n_pos} positions × {d_model} dimensions"), "sin_table")
+    dims = st.multiselect("Dimensions to draw as waves", list(range(d_model)),
+                          [d for d in (0, 1, 6, 7, d_model // 2, d_model - 2) if d < d_model], key="dims")
+    if dims:
+        chart(waves_figure(sin_table, dims, pos), "waves")
+    else:
+        st.info("Pick at least one dimension to draw.")
+    st.markdown("**Similarity of positions.** Near positions look alike, and the similarity depends only on the "
+                "distance p − p′ (every diagonal is constant):")
+    st.latex(r"PE(p)\cdot PE(p') = \sum_i \cos\!\big((p-p')\,\omega_i\big),\quad \omega_i = 10000^{-2i/d_{model}}")
+    chart(similarity_figure(cosine_similarity(sin_table), pos, title="cos(PE(p), PE(p'))"), "sin_sim")
+
+elif encoding == "learned":
+    st.header("Learned (GPT, BERT) vs sinusoidal")
+    st.markdown("A learned encoding is a table of d_model numbers per position, trained with the model. "
+                "Before training it is random noise (GPT-2's initialisation N(0, 0.02)): no position is closer "
+                "to its neighbour than to any other. Training gives it structure; the sinusoidal table has "
+                "it from the start, and works for positions never seen in training.")
+    st.latex(r"x_{pos} = \mathrm{Embedding}(\text{token}) + P_{pos},\quad P \in \mathbb{R}^{L_{max}\times d_{model}}"
+             r"\text{ (learned)}")
+    learned = learned_table(n_pos, d_model, seed)
+    left, right = st.columns(2)
+    with left:
+        chart(table_figure(learned, pos, title="Learned table (random init)"), "learned_table")
+        chart(similarity_figure(cosine_similarity(learned), pos, title="cos similarity: learned"), "learned_sim")
+    with right:
+        chart(table_figure(sin_table, pos, title="Sinusoidal table"), "sin_table")
+        chart(similarity_figure(cosine_similarity(sin_table), pos, title="cos similarity: sinusoidal"),
+              "sin_sim")
+
+elif encoding == "rope":
+    st.header("RoPE: rotary position embedding (LLaMA, Qwen, Mistral)")
+    st.markdown("RoPE adds nothing to the embeddings. It **rotates** each pair of dimensions of q and k by an "
+                "angle proportional to the position, so the dot product of a query at m and a key at n depends "
+                "only on m − n.")
+    st.latex(r"\begin{pmatrix} q'_{i} \\ q'_{i+d/2} \end{pmatrix} = "
+             r"\begin{pmatrix} \cos m\theta_i & -\sin m\theta_i \\ \sin m\theta_i & \cos m\theta_i \end{pmatrix}"
+             r"\begin{pmatrix} q_{i} \\ q_{i+d/2} \end{pmatrix},\qquad \theta_i = \theta^{-2i/d}")
+    st.latex(r"\langle R_m q, R_n k\rangle = \langle q, R_{n-m} k\rangle")
+    c1, c2 = st.columns(2)
+    d_head = c1.select_slider("d_head", [8, 16, 32, 64, 128], 64, key="rope_d_head")
+    pair = c2.slider("Pair i", 0, d_head // 2 - 1, 0, key=f"rope_pair_{d_head}")
+    n_rot = max(len(tokens), 8)
+    left, right = st.columns(2)
+    with left:
+        chart(rope_rotation_figure(rope_rotation(n_rot, d_head, pair, theta), position_labels(n_rot, labels)),
+              "rope_rot")
+        st.caption(f"θ = {theta:,.0f}: the pair turns by θ^(−2i/d) radians per position. Low pairs spin fast "
+                   "(fine position), high pairs slowly (long range).")
+    with right:
+        curves = {f"θ = {theta:,.0f}": rope_score_by_distance(d_head, theta, 128, seed)}
+        if theta != 10_000.0:
+            curves["θ = 10,000"] = rope_score_by_distance(d_head, 10_000.0, 128, seed)
+        chart(rope_distance_figure(curves), "rope_dist")
+        first = next(iter(curves.values()))
+        st.caption(f"Shifting both positions by {first.offset} changes q·k by at most "
+                   f"{first.max_offset_change:.1e}: only the distance m − n matters. With q = k = 1 the score "
+                   "decays with distance (RoPE's long-term decay).")
+
+elif encoding == "alibi":
+    st.header("ALiBi: attention with linear biases (BLOOM, MPT)")
+    st.markdown("ALiBi adds no vector at all: each head subtracts a penalty proportional to the distance "
+                "from its scores. Heads with a large slope look only nearby; small slopes see far.")
+    st.latex(r"\mathrm{softmax}\!\left(\frac{q_i K^\top}{\sqrt{d_k}} - m_h\,(i - j)\right),\qquad "
+             r"m_h = 2^{-8h/n_{head}}")
+    n_head_alibi = st.slider("Heads", 1, 16, 8, key="alibi_heads")
+    ab = alibi(n_head_alibi, len(tokens))
+    chart(alibi_figure(ab, labels), "alibi")
+    chart(slopes_figure(ab), "slopes")
+
+else:
+    st.header("No positional encoding: why a Transformer needs positions")
+    st.markdown("Without positions, attention is **permutation-equivariant**: shuffle the sentence and every "
+                "token gets exactly the same attention as before, just in the new order. “dog bites man” and "
+                "“man bites dog” look the same. Put the shuffled sentence's rows and columns back in the original "
+                "order and the two heatmaps match to rounding error. Then switch an encoding on and watch it "
+                "break.")
+    st.latex(r"\mathrm{Attention}(PX) = P\,\mathrm{Attention}(X)\quad\text{for any permutation matrix } P")
+    if len(tokens) < 2:
+        st.warning("Shuffling needs at least two tokens: type a longer sentence.")
+    else:
+        c1, c2, c3 = st.columns(3)
+        shuffle_seed = int(c1.number_input("Shuffle (seed)", 0, 10_000, 1, key="shuffle_seed"))
+        perm_encoding = c2.selectbox("Now switch on", ENCODINGS, index=ENCODINGS.index("none"),
+                                     format_func=ENCODING_LABELS.get, key="perm_encoding")
+        head = c3.slider("Head", 1, LAB_N_HEAD, 1, key="perm_head") - 1
+        res = permutation_for(perm_encoding, seed, theta, tokens, shuffle_seed)
+        st.markdown("**Shuffled:** " + " ".join(f"`{t}`" for t in res.shuffled_labels))
+        chart(permutation_figure(res, head), "perm")
+        if res.max_abs_diff < 1e-4:
+            st.success(f"Same pattern, permuted: the largest difference is {res.max_abs_diff:.1e} (rounding). "
+                       "The layer cannot tell the orders apart.")
+        else:
+            st.warning(f"With {ENCODING_LABELS[perm_encoding]} the patterns differ by up to "
+                       f"{res.max_abs_diff:.2f}: the layer now knows where each token is.")
+
+# ---- effect on attention --------------------------------------------------------------------------------------
+st.header("Effect on attention: the same sentence under each encoding")
+st.markdown(f"One bidirectional attention layer (d_model = 64, {LAB_N_HEAD} heads) with the *same* random "
+            "weights and token embeddings; only the positional encoding changes. Sinusoidal and learned add a "
+            "vector to X; RoPE rotates q and k; ALiBi biases the scores towards near tokens; with none, equal "
+            "tokens get identical rows.")
+head_all = st.slider("Head", 1, LAB_N_HEAD, 1, key="effect_head") - 1
+patterns = {ENCODING_LABELS[e]: patterns_for(e, seed, theta, tokens) for e in ENCODINGS}
+chart(encodings_figure(patterns, labels, head_all), "effect")
