@@ -383,7 +383,10 @@ class Transformer(nn.Module):
         token_type_ids: torch.Tensor | None = None,
         kv_cache: KVCache | None = None,
         memory: torch.Tensor | None = None,
+        head: bool = True,
     ) -> torch.Tensor:
+        """Logits (B, T, vocab); with ``head=False`` the final hidden states (B, T, d_model) instead, skipping the
+        LM head (an encoder used for its embeddings, like all-MiniLM-L6-v2, has no use for vocabulary scores)."""
         tokens = _as_batch(tokens)
         if self.cfg.arch == "encoder-decoder":
             if memory is None:
@@ -393,6 +396,8 @@ class Transformer(nn.Module):
         x = self.stack(tokens, "", ctx, memory=memory, memory_mask=src_mask, attention_mask=attention_mask,
                        token_type_ids=token_type_ids, kv_cache=kv_cache)
         x = _hook(ctx, "final", x)
+        if not head:
+            return x
         return _hook(ctx, "logits", self.lm_head(x))  # (B, T, vocab)
 
     @torch.no_grad()
