@@ -404,6 +404,12 @@ def human_bytes(n: float) -> str:
     return f"{n:.0f} B"
 
 
+def sci(x: float) -> str:
+    """3.14e23 written short: '3.14e23' (no '+', no padding zero)."""
+    mantissa, exponent = f"{x:.2e}".split("e")
+    return f"{float(mantissa):g}e{int(exponent)}"
+
+
 def human_seconds(s: float) -> str:
     for unit, scale in (("years", 365.25 * 86400), ("days", 86400), ("hours", 3600), ("minutes", 60)):
         if s >= scale:

@@ -1,0 +1,180 @@
+"""Figures for the sizing lab: where the parameters live, models side by side, how size scales, memory, compute.
+
+Pure functions: numbers in, ``go.Figure`` out.
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import plotly.graph_objects as go
+
+from ..config import ModelConfig
+from ..sizing import GB, GROUPS, ModelStates, ParamBreakdown, approx_params, count_params, human_count
+
+GROUP_COLORS = {"embeddings": "#4C78A8", "attention": "#F58518", "ffn": "#54A24B", "norms": "#B279A2",
+                "head": "#E45756"}
+GROUP_LABELS = {"embeddings": "Embeddings", "attention": "Attention", "ffn": "FFN", "norms": "Norms",
+                "head": "Output head"}
+
+
+def breakdown_sunburst(b: ParamBreakdown, title: str = "", kind: str = "sunburst") -> go.Figure:
+    """Total -> group (embeddings, attention, FFN, norms, head) -> part; every part at its share of the total.
+    ``kind='treemap'`` draws the same hierarchy as nested rectangles."""
+    ids, labels, parents, values, colors, hover = ["total"], [f"Total<br>{human_count(b.total)}"], [""], \
+        [b.total], ["#ffffff"], [f"{b.total:,} parameters"]
+    two_stacks = b.cfg.arch == "encoder-decoder"
+    for group in GROUPS:
+        g_total = b.group_total(group)
+        if not g_total:
+            continue
+        ids.append(group)
+        labels.append(GROUP_LABELS[group])
+        parents.append("total")
+        values.append(g_total)
+        colors.append(GROUP_COLORS[group])
+        hover.append(f"{g_total:,} parameters ({100 * g_total / b.total:.1f}%)")
+        for p in b.parts:
+            if p.group != group or not p.total:
+                continue
+            ids.append(f"{group}/{p.stack}/{p.name}")
+            labels.append(f"{p.stack} {p.name}" if two_stacks else p.name)
+            parents.append(group)
+            values.append(p.total)
+            colors.append(GROUP_COLORS[group])
+            hover.append(f"{p.count:,} x {p.copies} = {p.total:,} ({100 * p.total / b.total:.1f}%)")
+    trace_cls = go.Treemap if kind == "treemap" else go.Sunburst
+    fig = go.Figure(trace_cls(
+        ids=ids, labels=labels, parents=parents, values=values, branchvalues="total",
+        marker=dict(colors=colors, line=dict(color="white", width=1)), customdata=hover,
+        hovertemplate="<b>%{label}</b><br>%{customdata}<extra></extra>", textinfo="label+percent root",
+    ))
+    fig.update_layout(title=title or None, margin=dict(l=10, r=10, t=40 if title else 10, b=10), height=460)
+    return fig
+
+
+def compare_bars(breakdowns: Mapping[str, ParamBreakdown], share: bool = False) -> go.Figure:
+    """One stacked bar per model, split into embeddings / attention / FFN / norms / head; ``share`` draws each
+    part as a percentage of its model (a log axis would distort stacked parts, so sizes stay linear)."""
+    names = list(breakdowns)
+    fig = go.Figure()
+    for group in GROUPS:
+        values = [breakdowns[n].group_total(group) for n in names]
+        if not any(values):
+            continue
+        ys = [100 * v / breakdowns[n].total for v, n in zip(values, names)] if share else values
+        fig.add_bar(x=names, y=ys, name=GROUP_LABELS[group], marker_color=GROUP_COLORS[group],
+                    customdata=[f"{human_count(v)} ({100 * v / breakdowns[n].total:.1f}%)"
+                                for v, n in zip(values, names)],
+                    hovertemplate="%{x}<br>" + GROUP_LABELS[group] + ": %{customdata}<extra></extra>")
+    totals = [breakdowns[n].total for n in names]
+    fig.add_scatter(x=names, y=[100] * len(names) if share else totals, mode="text",
+                    text=[human_count(t) for t in totals], textposition="top center", showlegend=False,
+                    hoverinfo="skip")
+    fig.update_layout(barmode="stack", height=440, margin=dict(l=10, r=10, t=30, b=10), legend_title_text="part")
+    fig.update_yaxes(title_text="share of the parameters (%)" if share else "parameters")
+    fig.update_xaxes(title_text="model")
+    return fig
+
+
+def scaling_curves(cfg: ModelConfig, d_models: Sequence[int], layer_counts: Sequence[int]) -> go.Figure:
+    """Exact total against d_model for several depths (vocabulary and the rest of ``cfg`` kept), with the
+    12·L·d² + V·d shortcut dashed beside each curve. d_ff and d_head follow d_model (4·d, d / n_head)."""
+    fig = go.Figure()
+    palette = ["#4C78A8", "#F58518", "#54A24B", "#E45756", "#B279A2", "#72B7B2"]
+    for i, layers in enumerate(layer_counts):
+        color = palette[i % len(palette)]
+        exact, approx, xs = [], [], []
+        for d in d_models:
+            c = _resized(cfg, d, layers)
+            if c is None:
+                continue
+            xs.append(d)
+            exact.append(count_params(c).total)
+            approx.append(approx_params(c))
+        fig.add_scatter(x=xs, y=exact, mode="lines+markers", name=f"{layers} layers (exact)", line=dict(color=color),
+                        customdata=[human_count(v) for v in exact],
+                        hovertemplate="d_model %{x}: %{customdata}<extra></extra>")
+        fig.add_scatter(x=xs, y=approx, mode="lines", name=f"{layers} layers: 12·L·d² + V·d",
+                        line=dict(color=color, dash="dot"), customdata=[human_count(v) for v in approx],
+                        hovertemplate="d_model %{x}: %{customdata} (shortcut)<extra></extra>")
+    fig.update_layout(height=440, margin=dict(l=10, r=10, t=30, b=10))
+    fig.update_xaxes(title_text="d_model (hidden size)")
+    fig.update_yaxes(title_text="parameters", type="log")
+    return fig
+
+
+def _resized(cfg: ModelConfig, d_model: int, n_layer: int) -> ModelConfig | None:
+    heads = max(1, d_model // 64) if d_model >= 64 else 1
+    kv = heads if cfg.n_kv_head == cfg.n_head else max(1, heads // max(1, cfg.kv_groups))
+    while heads % kv:
+        kv -= 1
+    d_ff = round(cfg.d_ff / cfg.d_model * d_model)
+    try:
+        return cfg.replace(d_model=d_model, n_layer=n_layer, n_head=heads, n_kv_head=kv, d_head=d_model // heads,
+                           d_ff=max(1, d_ff))
+    except ValueError:
+        return None
+
+
+def memory_by_zero_stage(states: Sequence[ModelStates], activations: float, gpu_memory_gb: float | None = None
+                         ) -> go.Figure:
+    """Per-GPU memory for ZeRO stages 0..3 stacked as weights, gradients, optimizer states and activations,
+    with the GPU's capacity as a line."""
+    x = [f"stage {i}" for i in range(len(states))]
+    fig = go.Figure()
+    for name, key, color in (("fp16/bf16 weights", "weights", "#4C78A8"), ("gradients", "gradients", "#F58518"),
+                             ("optimizer states (fp32)", "optimizer", "#54A24B")):
+        ys = [getattr(s, key) / GB for s in states]
+        fig.add_bar(x=x, y=ys, name=name, marker_color=color, hovertemplate="%{x}: %{y:.3g} GB<extra>" + name
+                    + "</extra>")
+    fig.add_bar(x=x, y=[activations / GB] * len(states), name="activations", marker_color="#B279A2",
+                hovertemplate="%{x}: %{y:.3g} GB<extra>activations</extra>")
+    if gpu_memory_gb:
+        fig.add_hline(y=gpu_memory_gb, line_dash="dash", line_color="#E45756",
+                      annotation_text=f"GPU memory {gpu_memory_gb:g} GB", annotation_position="top right")
+    fig.update_layout(barmode="stack", height=400, margin=dict(l=10, r=10, t=30, b=10))
+    fig.update_yaxes(title_text="GB per GPU")
+    fig.update_xaxes(title_text="ZeRO stage (0 = plain data parallel)")
+    return fig
+
+
+def inference_memory_bars(weights: Mapping[str, float], kv_cache: float | None, gpu_memory_gb: float | None = None
+                          ) -> go.Figure:
+    """Weights at each precision, with the KV cache stacked on top."""
+    names = list(weights)
+    fig = go.Figure()
+    fig.add_bar(x=names, y=[weights[n] / GB for n in names], name="weights", marker_color="#4C78A8",
+                hovertemplate="%{x} weights: %{y:.3g} GB<extra></extra>")
+    if kv_cache:
+        fig.add_bar(x=names, y=[kv_cache / GB] * len(names), name="KV cache", marker_color="#F58518",
+                    hovertemplate="KV cache: %{y:.3g} GB<extra></extra>")
+    if gpu_memory_gb:
+        fig.add_hline(y=gpu_memory_gb, line_dash="dash", line_color="#E45756",
+                      annotation_text=f"GPU memory {gpu_memory_gb:g} GB", annotation_position="top right")
+    fig.update_layout(barmode="stack", height=380, margin=dict(l=10, r=10, t=30, b=10))
+    fig.update_yaxes(title_text="GB")
+    fig.update_xaxes(title_text="weight precision")
+    return fig
+
+
+def tokens_per_parameter(points: Mapping[str, tuple[float, float]], highlight: str | None = None) -> go.Figure:
+    """Training tokens against parameters for real models, with Chinchilla's 20 tokens per parameter as a line."""
+    names = list(points)
+    params = [points[n][0] for n in names]
+    tokens = [points[n][1] for n in names]
+    lo, hi = min(params + [1e8]) / 2, max(params + [1e11]) * 2
+    fig = go.Figure()
+    fig.add_scatter(x=[lo, hi], y=[20 * lo, 20 * hi], mode="lines", name="20 tokens per parameter (Chinchilla)",
+                    line=dict(dash="dash", color="#888"), hoverinfo="skip")
+    # Only the chosen model is labelled in place: a dozen GPT-3 sizes share 300B tokens and would overlap.
+    fig.add_scatter(x=params, y=tokens, mode="markers+text", text=[n if n == highlight else "" for n in names],
+                    textposition="top center", name="models", hovertext=names,
+                    marker=dict(size=[14 if n == highlight else 9 for n in names],
+                                color=["#E45756" if n == highlight else "#4C78A8" for n in names]),
+                    customdata=[f"{human_count(p)} params, {human_count(t)} tokens, {t / p:.0f} per param"
+                                for p, t in zip(params, tokens)],
+                    hovertemplate="%{hovertext}<br>%{customdata}<extra></extra>")
+    fig.update_layout(height=440, margin=dict(l=10, r=10, t=30, b=10), showlegend=True)
+    fig.update_xaxes(title_text="parameters", type="log")
+    fig.update_yaxes(title_text="training tokens", type="log")
+    return fig

@@ -1,0 +1,49 @@
+"""The sizing lab in a real Chromium: load a preset, read the exact total, open every tab."""
+import pytest
+
+from explorer.presets import REAL_MODELS
+
+from .conftest import ARTIFACTS, expect, open_lab, wait_for_app
+
+pytestmark = pytest.mark.browser
+
+
+def _total(page) -> str:
+    metric = page.locator('[data-testid="stMetric"]').filter(has_text="Exact parameters").first
+    return metric.locator('[data-testid="stMetricValue"]').inner_text().strip()
+
+
+def _pick(page, label: str, option: str) -> None:
+    box = page.locator('[data-testid="stSelectbox"]').filter(has_text=label).first
+    box.click()
+    page.keyboard.type(option)
+    page.keyboard.press("Enter")
+    wait_for_app(page)
+
+
+def test_load_a_preset_and_read_the_total(page, app_url):
+    open_lab(page, app_url, "sizing_lab")
+    assert _total(page) == f"{REAL_MODELS['GPT-2 small'].total:,}"
+    _pick(page, "Preset", "Llama-2-70B")
+    expect(page.locator('[data-testid="stMetric"]').filter(has_text="Exact parameters").first) \
+        .to_contain_text(f"{REAL_MODELS['Llama-2-70B'].total:,}")
+    assert page.locator(".js-plotly-plot").count() >= 1
+    page.set_viewport_size({"width": 1400, "height": 3200})  # Streamlit scrolls inside; show the whole tab
+    page.wait_for_timeout(800)
+    page.screenshot(path=str(ARTIFACTS / "sizing_tab_0.png"), full_page=True)
+    for i, tab in enumerate(("Compare models", "Memory", "Compute", "The course's table, checked")):
+        page.get_by_role("tab", name=tab).click()
+        page.wait_for_timeout(800)
+        page.screenshot(path=str(ARTIFACTS / f"sizing_tab_{i + 1}.png"), full_page=True)
+    expect(page.get_by_text("Every flagged cell explained").first).to_be_visible()
+
+
+def test_bad_config_json_shows_a_message(page, app_url):
+    open_lab(page, app_url, "sizing_lab")
+    page.get_by_text("Paste or upload config.json").click()
+    wait_for_app(page)
+    box = page.locator("textarea").first
+    box.fill('{"model_type": "t5"}')
+    box.press("Control+Enter")
+    wait_for_app(page)
+    expect(page.locator('[data-testid="stAlert"]').filter(has_text="not supported").first).to_be_visible()

@@ -1,0 +1,96 @@
+"""The sizing lab through AppTest: presets, edited fields and pasted config.json change what is shown; bad input
+gets a sentence, never a traceback."""
+import json
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from explorer.presets import REAL_MODELS
+from explorer.sizing import count_params
+from tests.conftest import ROOT
+
+PAGE = str(ROOT / "pages/sizing_lab.py")
+
+
+def _total(at) -> int:
+    return int(at.metric[0].value.replace(",", ""))
+
+
+@pytest.fixture
+def at():
+    app = AppTest.from_file(PAGE, default_timeout=120).run()
+    assert not app.exception, [e.value for e in app.exception]
+    return app
+
+
+def test_preset_change_changes_the_total(at):
+    first = _total(at)
+    assert first == REAL_MODELS["GPT-2 small"].total
+    at.selectbox(key="preset").set_value("LLaMA-7B").run()
+    assert not at.exception
+    assert _total(at) == REAL_MODELS["LLaMA-7B"].total != first
+    assert at.metric[1].value == REAL_MODELS["LLaMA-7B"].published_label
+
+
+def test_bert_pooler_checkbox_moves_the_total(at):
+    at.selectbox(key="preset").set_value("BERT-base").run()
+    with_pooler = _total(at)
+    at.checkbox(key="pooler_BERT-base").uncheck().run()
+    cfg = REAL_MODELS["BERT-base"].cfg
+    assert _total(at) == count_params(cfg).total == with_pooler - (cfg.d_model ** 2 + cfg.d_model)
+
+
+def test_editing_a_field_recounts_and_a_negative_size_is_explained(at):
+    at.radio(key="source").set_value("Edit every field").run()
+    at.number_input(key="field_GPT-2 small_n_layer").set_value(6).run()
+    assert not at.exception and not at.error
+    cfg = REAL_MODELS["GPT-2 small"].cfg.replace(n_layer=6)
+    assert _total(at) == count_params(cfg).total
+    at.number_input(key="field_GPT-2 small_d_model").set_value(-768).run()
+    assert not at.exception
+    assert any("d_model" in e.value and "at least 1" in e.value for e in at.error)
+    assert _total(at) == REAL_MODELS["GPT-2 small"].total  # fell back to the preset
+
+
+def test_pasted_config_json_is_counted_and_bad_json_shows_an_error(at):
+    at.radio(key="source").set_value("Paste or upload config.json").run()
+    box = at.text_area(key="config_text_GPT-2 small")
+    hf = dict(REAL_MODELS["Llama-3-8B"].hf)
+    box.set_value(json.dumps(hf)).run()
+    assert not at.exception and not at.error
+    assert _total(at) == REAL_MODELS["Llama-3-8B"].total
+    at.text_area(key="config_text_GPT-2 small").set_value('{"model_type": "gpt2", "n_layer": 12,').run()
+    assert not at.exception
+    assert any("not valid JSON" in e.value for e in at.error)
+    at.text_area(key="config_text_GPT-2 small").set_value('{"model_type": "mixtral"}').run()
+    assert any("mixtral" in e.value and "not supported" in e.value for e in at.error)
+
+
+def test_memory_and_compute_panels_follow_their_controls(at):
+    def metric(label):
+        return next(m.value for m in at.metric if m.label == label)
+
+    per_gpu = metric("Per GPU")
+    at.selectbox(key="zero_stage").set_value(3).run()
+    assert metric("Per GPU") != per_gpu
+    kv = metric("KV cache")
+    at.number_input(key="inf_batch").set_value(8).run()
+    assert metric("KV cache") != kv
+    at.number_input(key="inf_batch").set_value(-2).run()
+    assert any("batch" in e.value for e in at.error) and not at.exception
+    days = metric("Time to train")
+    at.slider(key="mfu").set_value(0.8).run()
+    assert metric("Time to train") != days
+
+
+def test_course_table_is_checked_on_the_page(at):
+    frames = [df.value for df in at.dataframe]
+    marked = next(f for f in frames if "preset" in f.columns and "Hidden_size" in f.columns)
+    assert marked["Hidden_size"].str.contains("→").all()  # every row's Hidden_size is really d_ff
+    assert any("d_ff" in w.value for w in at.warning)
+
+
+def test_compare_tab_lists_the_chosen_models(at):
+    at.multiselect(key="compare").set_value(["GPT-3 175B", "BERT-large"]).run()
+    table = next(df.value for df in at.dataframe if "model" in df.value.columns and "d_ff" in df.value.columns)
+    assert list(table["model"]) == ["GPT-2 small", "GPT-3 175B", "BERT-large"]
