@@ -8,7 +8,9 @@ from explorer.attention_lab import (
 )
 from explorer.tokenizer import DEFAULT_SENTENCE, MAX_LAB_TOKENS, Tokens, tokenize_for_lab
 from explorer.ui.common import page_header, show_device
-from explorer.viz.attention import MAX_SHOWN_COLS, head_grid, matrix_figure, params_figure, sqrt_dk_figure
+from explorer.viz.attention import (
+    MAX_SHOWN_COLS, head_grid, matrix_figure, params_figure, sqrt_dk_figure, vectors_grid,
+)
 
 
 @st.cache_data(max_entries=128, show_spinner=False)
@@ -123,14 +125,13 @@ step("1 · Input X", [r"X = \mathrm{Embedding}(\text{tokens}) + PE", r"X \in \ma
      f"One row per token, {settings.d_model} numbers each." + cut_note(settings.d_model),
      matrix_figure(result.X, dims(settings.d_model), labels, title="X", kind="vectors", x_title="dimension",
                    y_title="token"), "X")
-qkv_note = "" if kind == "MHA" else f" Head {zoom} shares key/value head {kv + 1} with other query heads ({kind})."
-for name, mat, formula in (("Q", result.Q[h], r"Q_i = X W_i^Q,\quad W_i^Q \in \mathbb{R}^{d_{model} \times d_k}"),
-                           ("K", result.K[kv], r"K_i = X W_i^K,\quad W_i^K \in \mathbb{R}^{d_{model} \times d_k}"),
-                           ("V", result.V[kv], r"V_i = X W_i^V,\quad W_i^V \in \mathbb{R}^{d_{model} \times d_v}")):
-    step(f"2 · {name}", [formula], f"{d_head} numbers per token for this head." + (qkv_note if name != "Q" else "")
-         + cut_note(d_head),
-         matrix_figure(mat, dims(d_head), labels, title=f"{name} (head {zoom})", kind="vectors",
-                       x_title="dimension", y_title="token"), name)
+qkv_note = "" if kind == "MHA" else f" Head {zoom} reads key/value head {kv + 1}, shared with other query heads ({kind})."
+step("2 · Queries, keys, values",
+     [r"Q_i = X W_i^Q,\quad K_i = X W_i^K,\quad V_i = X W_i^V",
+      r"W_i^Q, W_i^K \in \mathbb{R}^{d_{model} \times d_k},\quad W_i^V \in \mathbb{R}^{d_{model} \times d_v}"],
+     f"{d_head} numbers per token and head." + qkv_note + cut_note(d_head),
+     vectors_grid([result.Q[h], result.K[kv], result.V[kv]], labels,
+                  [f"Q (head {zoom})", f"K (kv head {kv + 1})", f"V (kv head {kv + 1})"]), "QKV")
 step("3 · Scores QKᵀ", [r"S = Q_i K_i^\top"], "How well each query matches each key: a dot product.",
      matrix_figure(result.QK[h], labels, labels, title="Q Kᵀ"), "QK")
 if settings.scale:
@@ -194,18 +195,17 @@ chart(sqrt_dk_figure(study(tokens, settings), layer_sharpness(result)), "sqrt_dk
 # ---- parameters ----------------------------------------------------------------------------------------------------
 st.header("Parameters and KV cache: MHA vs GQA vs MQA")
 rows = params(settings.d_model, n_head, result.n_kv_head)
+st.latex(r"\underbrace{d_{model}\cdot h d_k}_{W^Q} + \underbrace{2\, d_{model}\cdot n_{kv} d_k}_{W^K,\,W^V} + "
+         r"\underbrace{h d_v \cdot d_{model}}_{W^O} \;(+\text{biases}),\qquad "
+         r"\text{KV cache per token per layer} = 2 \cdot n_{kv} \cdot d_k \cdot \text{bytes}")
 left, right = st.columns([3, 2])
 with left:
-    st.latex(r"\underbrace{d_{model}\cdot h d_k}_{W^Q} + \underbrace{2\, d_{model}\cdot n_{kv} d_k}_{W^K,\,W^V} + "
-             r"\underbrace{h d_v \cdot d_{model}}_{W^O} \;(+\text{biases})")
-    st.latex(r"\text{KV cache per token per layer} = 2 \cdot n_{kv} \cdot d_k \cdot \text{bytes}")
     st.dataframe(pd.DataFrame([{
         "kind": r.kind, "n_kv_head": r.n_kv_head, "W^Q": r.w_q, "W^K": r.w_k, "W^V": r.w_v, "W^O": r.w_o,
         "total": r.total, "KV cache / token (fp16)": f"{r.kv_cache_bytes_per_token(2):,} B",
-        "KV cache / token (fp32)": f"{r.kv_cache_bytes_per_token(4):,} B",
         "this layer": "◀" if r.n_kv_head == result.n_kv_head else "",
     } for r in rows]), hide_index=True)
-    st.caption("GQA and MQA shrink only W^K and W^V, but the KV cache, which grows with every generated token, "
-               "shrinks by n_head / n_kv_head.")
+    st.caption("GQA and MQA shrink only W^K and W^V, but the KV cache, which grows with every generated token "
+               "(and every layer), shrinks by n_head / n_kv_head. fp32 doubles the bytes.")
 with right:
     chart(params_figure(rows), "params")

@@ -91,6 +91,15 @@ def panel_grid(matrices: Sequence, x_labels: Sequence[Sequence[str]], y_labels: 
     return go.Figure(data=data, layout=layout)
 
 
+def vectors_grid(matrices: Sequence, labels: Sequence[str], titles: Sequence[str]) -> go.Figure:
+    """Per-token vectors (e.g. Q, K, V of one head) side by side on one diverging colour scale."""
+    mats = [to_numpy(m)[:, :MAX_SHOWN_COLS] for m in matrices]
+    bound = max(float(np.abs(m).max()) for m in mats) or 1.0
+    dims = [[f"d{i}" for i in range(m.shape[1])] for m in mats]
+    return panel_grid(mats, dims, [labels] * len(mats), titles, cols=len(mats), colorscale="RdBu_r", zmin=-bound,
+                      zmax=bound, value_name="value", x_title="dimension", y_title="token")
+
+
 def head_grid(weights, labels: Sequence[str], *, kv_heads: Sequence[int] | None = None, selected: int | None = None,
               title: str = "", cols: int = 4) -> go.Figure:
     """All heads' attention weights side by side, one panel per head, one shared 0..1 colour scale.
@@ -100,8 +109,9 @@ def head_grid(weights, labels: Sequence[str], *, kv_heads: Sequence[int] | None 
     w = to_numpy(weights)
     titles = []
     for h in range(w.shape[0]):
-        name = f"head {h + 1}" + (f" · kv {kv_heads[h] + 1}" if kv_heads is not None else "")
-        titles.append(f"<b>{name} (zoomed)</b>" if selected == h else name)
+        shared = kv_heads is not None and len(set(kv_heads)) < len(kv_heads)  # only GQA / MQA share kv heads
+        name = f"head {h + 1}" + (f" · kv {kv_heads[h] + 1}" if shared else "")
+        titles.append(f"<b>▶ {name}</b>" if selected == h else name)
     return panel_grid(list(w), [labels] * len(w), [labels] * len(w), titles, title=title, cols=cols)
 
 

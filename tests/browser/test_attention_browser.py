@@ -1,0 +1,51 @@
+"""The attention lab and the positional lab in a real Chromium: move the heads slider, flip the encoding."""
+import re
+
+import pytest
+
+from .conftest import expect, open_lab, wait_for_app
+
+pytestmark = pytest.mark.browser
+
+
+def grid_panel_titles(page) -> list[str]:
+    """Panel titles of the first chart on the page (the head grid): 'head 1 · kv 1', ..."""
+    chart = page.locator('[data-testid="stPlotlyChart"]').first
+    chart.locator("text.annotation-text").first.wait_for()
+    return [t for t in chart.locator("text.annotation-text").all_text_contents() if t.startswith("head")]
+
+
+def test_heads_slider_changes_the_grid(page, app_url):
+    open_lab(page, app_url, "attention_lab")
+    assert len(grid_panel_titles(page)) == 4
+
+    thumb = page.locator('[data-testid="stSlider"]').filter(has_text="n_head").get_by_role("slider")
+    thumb.focus()
+    for _ in range(4):  # 4 -> 8 heads
+        thumb.press("ArrowRight")
+    expect(thumb).to_have_attribute("aria-valuetext", "8")
+    wait_for_app(page)
+    expect(page.get_by_text(re.compile(r"8 heads of d_k = d_v = 8"))).to_be_visible()
+    titles = grid_panel_titles(page)
+    assert len(titles) == 8, titles
+    assert "head 8" in titles
+
+
+def test_flipping_the_encoding(page, app_url):
+    open_lab(page, app_url, "positional_lab")
+    expect(page.get_by_role("heading", name=re.compile("Sinusoidal"))).to_be_visible()
+
+    page.locator('[data-testid="stRadio"]').get_by_text("RoPE", exact=True).click()
+    wait_for_app(page)
+    expect(page.get_by_role("heading", name=re.compile("RoPE: rotary"))).to_be_visible()
+    expect(page.locator('[data-testid="stPlotlyChart"]').filter(has_text="vs relative distance")).to_have_count(1)
+
+    page.locator('[data-testid="stRadio"]').get_by_text("None", exact=True).click()
+    wait_for_app(page)
+    expect(page.get_by_text(re.compile("Same pattern, permuted"))).to_be_visible()
+
+    # switch an encoding on in the shuffle experiment: the equality breaks
+    page.locator('[data-testid="stSelectbox"]').filter(has_text="Now switch on").click()
+    page.get_by_role("option", name="Sinusoidal").click()
+    wait_for_app(page)
+    expect(page.get_by_text(re.compile("With Sinusoidal the patterns differ"))).to_be_visible()
