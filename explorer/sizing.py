@@ -128,9 +128,9 @@ def _attention_parts(cfg: ModelConfig, stack: str, label: str, copies: int) -> l
     parts = []
     for name, width, sym, bias in (("W_Q", inner, q_sym, cfg.qkv_bias), ("W_K", kv_inner, kv_sym, cfg.qkv_bias),
                                    ("W_V", kv_inner, kv_sym, cfg.qkv_bias)):
-        n, f = _linear(d, width, bias, "d", f"({sym})" if " " in sym else sym)
+        n, f = _linear(d, width, bias, "d", sym)
         parts.append(Part(f"{label} {name}", "attention", stack, n, copies, f, True))
-    n, f = _linear(inner, d, cfg.bias, f"({q_sym})", "d")
+    n, f = _linear(inner, d, cfg.bias, q_sym, "d")
     parts.append(Part(f"{label} W_O", "attention", stack, n, copies, f, True))
     return parts
 
@@ -334,6 +334,13 @@ def training_memory(cfg: ModelConfig, n_gpus: int = 1, zero_stage: int = 0, micr
     layers = cfg.n_layer * (2 if cfg.arch == "encoder-decoder" else 1)
     acts = layers * activation_bytes_per_layer(cfg, micro_batch, seq_len, recompute)
     return TrainingMemory(model_states_bytes(n, n_gpus, zero_stage), acts)
+
+
+def gpus_needed(nbytes: float, gpu_memory_gb: float) -> int:
+    """How many GPUs of this size it takes to hold ``nbytes`` at all (at least one)."""
+    if not gpu_memory_gb > 0:
+        raise ValueError(f"GPU memory must be a positive number of GB (got {gpu_memory_gb!r}).")
+    return max(1, math.ceil(nbytes / (gpu_memory_gb * GB)))
 
 
 # ---------------------------------------------------------------------------------------------------------------

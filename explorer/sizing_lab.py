@@ -12,7 +12,7 @@ from .config import ACTIVATIONS, ARCHS, NORM_POSITIONS, NORMS, POSITIONALS, PRES
 from .course_tables import INFO, OK, ROUNDED, WRONG, CourseTable
 from .hf_config import config_to_hf, import_hf_config, parse_config_json
 from .presets import REAL_MODELS
-from .sizing import ParamBreakdown, approx_params, count_params, human_count
+from .sizing import GROUPS, ParamBreakdown, approx_params, count_params, human_count
 
 DEFAULT_PRESET = "GPT-2 small"
 TEACHING_PREFIX = "teaching: "
@@ -63,7 +63,7 @@ EDITABLE_FIELDS: tuple[FieldSpec, ...] = (
     FieldSpec("bias", "bool", "Biases", "A bias on every linear layer (GPT-2, BERT) or none (LLaMA)."),
     FieldSpec("qkv_bias", "bool", "Q/K/V bias", "Qwen keeps biases on Q, K and V only."),
     FieldSpec("tie_embeddings", "bool", "Tied LM head", "The output layer reuses the token embedding."),
-    FieldSpec("embed_norm", "bool", "Norm after embeddings", "BERT normalises the summed embeddings."),
+    FieldSpec("embed_norm", "bool", "Embedding norm", "BERT normalises the summed embeddings."),
 )
 
 
@@ -145,22 +145,27 @@ def symbol_values(cfg: ModelConfig) -> str:
 
 
 def per_layer_latex(b: ParamBreakdown) -> tuple[str, str]:
-    """(symbolic, numeric) LaTeX for one block: the sum of its parts' formulas."""
+    """(symbolic, numeric) LaTeX for one block: the sum of its parts' formulas, one line per group."""
     stack = "decoder" if b.cfg.arch == "encoder-decoder" else "model"
     parts = [p for p in b.parts if p.in_every_layer and p.stack == stack]
-    merged: dict[str, list] = {}
-    for p in parts:  # W_K and W_V share a formula: write 2·(...) once
-        merged.setdefault(p.formula, []).append(p)
-    terms = []
-    for formula, ps in merged.items():
-        inner = f"({formula})" if "+" in formula else formula
-        terms.append(inner if len(ps) == 1 else f"{len(ps)}\\cdot {inner}")
-    symbolic = r"N_{\text{layer}} = " + " + ".join(terms)
+    lines: dict[str, dict[str, int]] = {}
+    for p in parts:  # equal formulas (W_K and W_V, the norms) are written once with a factor
+        group = lines.setdefault(p.group, {})
+        group[p.formula] = group.get(p.formula, 0) + 1
+    rendered = []
+    for group, formulas in sorted(lines.items(), key=lambda kv: GROUPS.index(kv[0])):
+        terms = []
+        for formula, times in formulas.items():
+            inner = f"({formula})" if "+" in formula and (times > 1 or len(formulas) > 1) else formula
+            terms.append(inner if times == 1 else f"{times}\\cdot {inner}")
+        rendered.append(" + ".join(terms) + rf"\quad\text{{({group})}}")
+    symbolic = r"\begin{aligned} N_{\text{layer}} =\; & " + r" \\ + \; & ".join(rendered) + r" \end{aligned}"
     groups: dict[str, int] = {}
     for p in parts:
         groups[p.group] = groups.get(p.group, 0) + p.count
     numeric = r"N_{\text{layer}} = " + " + ".join(
-        rf"\underbrace{{{_num(n)}}}_{{\text{{{g}}}}}" for g, n in groups.items()) + f" = {_num(b.per_layer)}"
+        rf"\underbrace{{{_num(n)}}}_{{\text{{{g}}}}}" for g, n in sorted(groups.items(),
+                                                                      key=lambda kv: GROUPS.index(kv[0]))) + f" = {_num(b.per_layer)}"
     return symbolic, numeric
 
 

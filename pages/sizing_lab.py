@@ -6,7 +6,7 @@ import streamlit as st
 from explorer.course_tables import COURSE_TABLES
 from explorer.presets import REAL_MODELS
 from explorer.sizing import (DTYPE_BYTES, GPUS, RECOMPUTE, ZERO_STAGES, activation_bytes_per_layer,
-                             chinchilla_tokens, count_params, human_bytes, human_count, human_seconds, sci,
+                             chinchilla_tokens, count_params, gpus_needed, human_bytes, human_count, human_seconds, sci,
                              inference_flops_per_token, kv_cache_bytes, model_states_bytes, training_flops,
                              training_memory, training_seconds, weight_bytes)
 from explorer.sizing_lab import (DEFAULT_PRESET, EDITABLE_FIELDS, breakdown_rows, comparison_rows,
@@ -77,6 +77,8 @@ elif source == "Paste or upload config.json":
 if error:
     st.error(error)
     resolved_label = preset
+elif cfg == base:
+    resolved_label = preset  # unchanged: keep the preset's name and published figure
 for note in notes:
     st.info(note)
 
@@ -189,6 +191,10 @@ with tabs[2]:
                    delta_arrow="off")
     w_cols[4].metric("KV cache", human_bytes(kv) if kv is not None else "—",
                      help="2 · L · n_kv · d_h · tokens · batch · bytes")
+    need = weights["bf16"] + (kv or 0)
+    st.caption(f"In bf16 with this KV cache: {human_bytes(need)}, so at least "
+               f"**{gpus_needed(need, gpu['memory_gb'])} × {gpu_name}** just to hold it (before activations "
+               "and framework overhead).")
     chart(inference_memory_bars(weights, kv, gpu["memory_gb"]), "inference_memory_chart")
     st.latex(r"\text{KV cache} = 2 \cdot L \cdot n_{kv} \cdot d_h \cdot s \cdot b \cdot \text{bytes}")
     if cfg.n_kv_head < cfg.n_head:
@@ -266,6 +272,11 @@ with tabs[3]:
     st.latex(r"t = \frac{6\,N\,D}{n_{\text{GPU}}\cdot \text{peak FLOP/s}\cdot \text{MFU}}")
     st.caption("GPT-3 check: 6 × 174.6B parameters × 300B tokens = 3.14e23 FLOPs, the figure of Brown et al. "
                "2020 (Table D.1). Forward: 2 FLOPs per weight per token; backward: twice that.")
+    gpt3, llama3 = REAL_MODELS["GPT-3 175B"], REAL_MODELS["Llama-3-8B"]
+    st.markdown(f"**Training tokens of real models** against Chinchilla's 20 per parameter: GPT-3 saw far fewer "
+                f"({gpt3.train_tokens / gpt3.total:.1f} per parameter), Llama-3-8B far more "
+                f"({llama3.train_tokens / llama3.total:,.0f}), because a small model trained longer is cheaper to "
+                "run afterwards.")
     points = {k: (m_.total, m_.train_tokens) for k, m_ in REAL_MODELS.items() if m_.train_tokens}
     chart(tokens_per_parameter(points, highlight=resolved_label if resolved_label in points else None),
           "tokens_chart")

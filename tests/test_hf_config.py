@@ -206,6 +206,12 @@ def test_partial_config_uses_the_transformers_defaults():
         assert config_from_hf({"model_type": name}) == config_from_hf(defaults), name
 
 
+def test_mistral_window_defaults_to_4096_and_null_means_none():
+    assert config_from_hf({"model_type": "mistral"}).window == 4096
+    no_window = config_from_hf({"model_type": "mistral", "sliding_window": None})
+    assert no_window.mask == "causal" and no_window.window is None
+
+
 def test_notes_explain_what_the_mapping_approximates():
     neox = import_hf_config(transformers.GPTNeoXConfig().to_dict())
     assert any("parallel" in n for n in neox.notes)

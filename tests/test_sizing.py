@@ -222,3 +222,39 @@ def test_bad_inputs_get_a_sentence(call, message):
 def test_human_count():
     assert human_count(124_439_808) == "124.4M"
     assert human_count(6_738_415_616) == "6.74B"
+
+
+# ---- the course's tables ------------------------------------------------------------------------------------
+
+def test_course_gpt_table_holds_d_ff_under_hidden_size_and_d_model_under_attention_dim():
+    from explorer.course_tables import COURSE_TABLES, WRONG
+    gpt = COURSE_TABLES[0]
+    for row in gpt.checks:
+        cfg = REAL_MODELS[row.preset].cfg
+        cells = {c.column: c for c in row.cells}
+        assert int(cells["Hidden_size"].notes_value) == cfg.d_ff == 4 * cfg.d_model
+        assert cells["Hidden_size"].verdict == WRONG and "d_ff" in cells["Hidden_size"].why
+        assert int(cells["注意力维度"].notes_value) == cfg.d_model
+        assert cells["注意力维度"].verdict == WRONG and "d_model" in cells["注意力维度"].why
+        assert int(cells["Decoder Layer"].notes_value) == cfg.n_layer
+        assert int(cells["注意力头数"].notes_value) == cfg.n_head
+
+
+def test_course_size_cells_are_judged_by_rounding_the_exact_count():
+    from explorer.course_tables import COURSE_TABLES, OK, parse_size
+    for table in COURSE_TABLES:
+        for row in table.checks:
+            total = REAL_MODELS[row.preset].total
+            for cell in row.cells:
+                if cell.column in ("总参数量", "整体参数量"):
+                    value, decimals = parse_size(cell.notes_value)
+                    unit = value / float(cell.notes_value[:-1])
+                    assert (cell.verdict == OK) == (round(total / unit, decimals) == float(cell.notes_value[:-1]))
+    flagged = [c for r in COURSE_TABLES[0].checks for c in r.cells if c.column == "总参数量" and c.verdict != OK]
+    assert [c.notes_value for c in flagged] == ["1.5B"]  # GPT-2 XL has 1.56B
+
+
+def test_course_bert_llama_table_dimensions_are_right():
+    from explorer.course_tables import COURSE_TABLES, OK
+    for row in COURSE_TABLES[1].checks:
+        assert all(c.verdict == OK for c in row.cells[:3]), row.notes_model
