@@ -12,7 +12,7 @@ from .config import ACTIVATIONS, ARCHS, NORM_POSITIONS, NORMS, POSITIONALS, PRES
 from .course_tables import INFO, OK, ROUNDED, WRONG, CourseTable
 from .hf_config import config_to_hf, import_hf_config, parse_config_json
 from .presets import REAL_MODELS
-from .sizing import GROUPS, ParamBreakdown, approx_params, count_params, human_count
+from .sizing import GROUPS, ParamBreakdown, approx_params, human_count
 
 DEFAULT_PRESET = "GPT-2 small"
 TEACHING_PREFIX = "teaching: "
@@ -163,9 +163,9 @@ def per_layer_latex(b: ParamBreakdown) -> tuple[str, str]:
     groups: dict[str, int] = {}
     for p in parts:
         groups[p.group] = groups.get(p.group, 0) + p.count
-    numeric = r"N_{\text{layer}} = " + " + ".join(
-        rf"\underbrace{{{_num(n)}}}_{{\text{{{g}}}}}" for g, n in sorted(groups.items(),
-                                                                      key=lambda kv: GROUPS.index(kv[0]))) + f" = {_num(b.per_layer)}"
+    ordered = sorted(groups.items(), key=lambda kv: GROUPS.index(kv[0]))
+    numeric = r"N_{\text{layer}} = " + " + ".join(rf"\underbrace{{{_num(n)}}}_{{\text{{{g}}}}}" for g, n in ordered) \
+        + f" = {_num(b.per_layer)}"
     return symbolic, numeric
 
 

@@ -284,7 +284,8 @@ with tabs[3]:
 # ---- the course's table -----------------------------------------------------------------------------------------
 with tabs[4]:
     st.markdown("The course notes give two size tables. Here they are as printed, then cell by cell against "
-                "the exact configurations: ✓ correct, ≈ loosely rounded, ✗ mistake; the corpus column is not a model size and is only explained.")
+                "the exact configurations: ✓ correct, ≈ loosely rounded, ✗ mistake; the corpus column is not a "
+                "model size and is only explained.")
     for i, table in enumerate(COURSE_TABLES):
         st.subheader(f"{table.title} (notes: {table.section})")
         printed, marked, explained = course_table_rows(table)

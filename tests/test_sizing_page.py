@@ -94,3 +94,13 @@ def test_compare_tab_lists_the_chosen_models(at):
     at.multiselect(key="compare").set_value(["GPT-3 175B", "BERT-large"]).run()
     table = next(df.value for df in at.dataframe if "model" in df.value.columns and "d_ff" in df.value.columns)
     assert list(table["model"]) == ["GPT-2 small", "GPT-3 175B", "BERT-large"]
+
+
+def test_every_preset_renders_with_its_exact_total(at):
+    from explorer.sizing_lab import preset_config, preset_counts_pooler, preset_names
+    for name in preset_names():
+        at.selectbox(key="preset").set_value(name).run()
+        assert not at.exception, (name, [e.value for e in at.exception])
+        assert not at.error, (name, [e.value for e in at.error])
+        expected = count_params(preset_config(name), pooler=preset_counts_pooler(name)).total
+        assert _total(at) == expected, name
