@@ -129,7 +129,7 @@ REAL_MODELS: dict[str, RealModel] = {m.key: m for m in (
               "W_V 8 times smaller; a wider FFN (28672) buys most of it back.", train_tokens=2.0e12),
     RealModel("Llama-3-8B", "LLaMA", _llama(32, 4096, 32, 14336, kv=8, vocab=128256, ctx=8192, theta=500000.0,
                                             eps=1e-5), 8e9, "8B", "Meta 2024, Llama 3 model card",
-              "Rounded. Compared with Llama-2-7B, the 128K vocabulary adds 0.78B in the embedding and the "
+              "Rounded. Compared with Llama-2-7B, the 128K vocabulary adds 0.79B in the embedding and the "
               "untied head.", train_tokens=15e12),
     RealModel("Llama-3-70B", "LLaMA", _llama(80, 8192, 64, 28672, kv=8, vocab=128256, ctx=8192, theta=500000.0,
                                              eps=1e-5), 70e9, "70B", "Meta 2024, Llama 3 model card",

@@ -85,11 +85,12 @@ for note in notes:
 opts = st.columns(3)
 is_bert_like = cfg.arch == "encoder"
 pooler = opts[0].checkbox("Count BERT's pooler", value=preset_counts_pooler(preset) and is_bert_like,
-                          key=f"pooler_{preset}", help="A d x d layer on the [CLS] vector, in every released "
-                                                       "BERT checkpoint.")
-mlm = opts[1].checkbox("Count the MLM head", value=False, key="mlm_head",
+                          key=f"pooler_{preset}_{is_bert_like}", disabled=not is_bert_like,
+                          help="A d x d layer on the [CLS] vector, in every released BERT checkpoint (encoders "
+                               "only).")
+mlm = opts[1].checkbox("Count the MLM head", value=False, key=f"mlm_head_{is_bert_like}", disabled=not is_bert_like,
                        help="BERT's pre-training head: d x d transform, LayerNorm and an output bias of V "
-                            "(its matrix is the tied embedding).")
+                            "(its matrix is the tied embedding; encoders only).")
 kind = opts[2].radio("Chart", ["sunburst", "treemap"], horizontal=True, key="chart_kind")
 
 b = count_params(cfg, pooler=pooler, mlm_head=mlm)

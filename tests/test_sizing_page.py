@@ -35,7 +35,7 @@ def test_preset_change_changes_the_total(at):
 def test_bert_pooler_checkbox_moves_the_total(at):
     at.selectbox(key="preset").set_value("BERT-base").run()
     with_pooler = _total(at)
-    at.checkbox(key="pooler_BERT-base").uncheck().run()
+    at.checkbox(key="pooler_BERT-base_True").uncheck().run()
     cfg = REAL_MODELS["BERT-base"].cfg
     assert _total(at) == count_params(cfg).total == with_pooler - (cfg.d_model ** 2 + cfg.d_model)
 
