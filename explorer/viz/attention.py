@@ -84,7 +84,7 @@ def panel_grid(matrices: Sequence, x_labels: Sequence[Sequence[str]], y_labels: 
                                       **tick)
         layout[f"yaxis{axis}"] = dict(domain=[y0, y1], anchor=f"x{axis}", autorange="reversed", **tick)
         annotations.append(dict(text=titles[i], x=(x0 + x1) / 2, y=y1, xref="paper", yref="paper",
-                                showarrow=False, yanchor="bottom", font=dict(size=12)))
+                                showarrow=False, yanchor="bottom", font=dict(size=11)))
     layout.update(
         title=dict(text=title), annotations=annotations, height=height,
         coloraxis=dict(colorscale=colorscale, cmin=zmin, cmax=zmax, colorbar=dict(title=dict(text=value_name))),

@@ -93,7 +93,7 @@ def alibi_figure(ab: Alibi, labels: Sequence[str]) -> go.Figure:
     bias = ab.bias
     finite = bias[np.isfinite(bias)]
     low = float(finite.min()) if finite.size and finite.min() < 0 else -1.0
-    titles = [f"head {h + 1} · m = {s:.4g}" for h, s in enumerate(ab.slopes)]
+    titles = [f"head {h + 1}: m = {s:.3g}" for h, s in enumerate(ab.slopes)]
     return panel_grid(list(bias), [labels] * len(bias), [labels] * len(bias), titles,
                       title="ALiBi bias −m·(i − j) per head", colorscale="Reds_r", zmin=low, zmax=0.0,
                       value_name="bias")
@@ -112,7 +112,7 @@ def permutation_figure(res: PermutationResult, head: int = 0) -> go.Figure:
     lab, shuf = list(res.labels), list(res.shuffled_labels)
     return panel_grid(
         [res.original[head], res.shuffled[head], res.unshuffled[head]], [lab, shuf, lab], [lab, shuf, lab],
-        ["original sentence", "shuffled sentence", "shuffled, rows and columns put back"], cols=3,
+        ["original", "shuffled", "shuffled, put back in order"], cols=3,
         title=f"Head {head + 1}: largest difference after putting back = {res.max_abs_diff:.2g}",
     )
 
