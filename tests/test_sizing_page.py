@@ -104,3 +104,33 @@ def test_every_preset_renders_with_its_exact_total(at):
         assert not at.error, (name, [e.value for e in at.error])
         expected = count_params(preset_config(name), pooler=preset_counts_pooler(name)).total
         assert _total(at) == expected, name
+
+
+@pytest.mark.parametrize("name", ["GPT-2 small", "BERT-base", "Llama-3-8B", "teaching: original-transformer"])
+def test_the_numbers_in_the_shown_formulas_add_up(name):
+    import re
+
+    from explorer.sizing_lab import per_layer_latex, preset_config, total_latex
+    b = count_params(preset_config(name))
+
+    def numbers(latex):
+        return [int(x.replace("{,}", "")) for x in re.findall(r"\d+(?:\{,\}\d{3})*", latex)]
+
+    layer = numbers(per_layer_latex(b)[1])
+    assert sum(layer[:-1]) == layer[-1] == b.per_layer
+    *terms, total = numbers(total_latex(b)[1])
+    n_layer = b.cfg.n_layer
+    # "L·(enc + dec)" for an encoder-decoder, "L·N_layer" otherwise: the layer count multiplies what follows it
+    i = terms.index(n_layer, len(terms) - (3 if b.cfg.arch == "encoder-decoder" else 2))
+    assert sum(terms[:i]) + n_layer * sum(terms[i + 1:]) == total == b.total
+
+
+def test_uploaded_bytes_and_bad_uploads_resolve_with_a_sentence():
+    import json as _json
+
+    from explorer.sizing_lab import config_from_text
+    fallback = REAL_MODELS["GPT-2 small"].cfg
+    ok = config_from_text(_json.dumps(REAL_MODELS["BERT-base"].hf).encode(), fallback)
+    assert ok.error is None and ok.cfg == REAL_MODELS["BERT-base"].cfg
+    bad = config_from_text(b"\x89PNG\r\n", fallback)
+    assert bad.cfg == fallback and "UTF-8" in bad.error
