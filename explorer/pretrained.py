@@ -83,6 +83,14 @@ class SafeTokenizer:
         with self._lock:
             return list(self._tok(text, add_special_tokens=add_special_tokens)["input_ids"])
 
+    def batch(self, texts: Sequence[str], *, max_length: int | None = None) -> dict[str, torch.Tensor]:
+        """Several texts padded to one length: ``input_ids`` and ``attention_mask`` as (B, T) tensors (plus
+        ``token_type_ids`` for BERT)."""
+        with self._lock:
+            enc = self._tok(list(texts), padding=True, truncation=max_length is not None, max_length=max_length,
+                            return_tensors="pt")
+        return dict(enc)
+
     def chat_text(self, user: str, *, system: str | None = None, add_generation_prompt: bool = True) -> str:
         """The prompt as the model was fine-tuned to see it (SmolLM2's ChatML template)."""
         if not self.supports_chat:

@@ -1,0 +1,31 @@
+"""The model-internals lab in a real Chromium: SmolLM2's layers x heads grid, and a click on a tile zooms in."""
+import re
+
+import pytest
+
+from .conftest import expect, open_lab, wait_for_app
+
+pytestmark = pytest.mark.browser
+
+
+def test_smollm2_grid_and_click_to_zoom(page, app_url):
+    open_lab(page, app_url, "internals_lab")
+    smollm = page.locator('[data-testid="stRadio"]').get_by_role("radio", name="SmolLM2-135M (LLaMA decoder)")
+    expect(smollm).to_be_checked()  # the default model
+    # The first visitor waits for the weights to load.
+    expect(page.get_by_text(re.compile(r"All 30 layers × 9 heads"))).to_be_visible(timeout=120_000)
+    wait_for_app(page)
+    grid = page.locator('[data-testid="stPlotlyChart"]').first
+    expect(grid.locator("image")).to_have_count(1)  # the 270 maps, drawn as one picture
+    ticks = grid.locator(".xtick text").all_text_contents()
+    assert ticks[:3] == ["0", "1", "2"] and ticks[-1] == "29", ticks
+    expect(page.get_by_role("heading", name="Zoom: layer 0, head 0")).to_be_visible()
+
+    # Click the tile of layer 2, head 1: every tile carries an invisible marker, in order layer by layer.
+    marker = grid.locator(".scatterlayer path.point").nth(2 * 9 + 1)
+    grid.scroll_into_view_if_needed()
+    box = marker.bounding_box()
+    page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    expect(page.get_by_role("heading", name="Zoom: layer 2, head 1")).to_be_visible(timeout=30_000)
+    wait_for_app(page)
