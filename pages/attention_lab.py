@@ -7,7 +7,7 @@ from explorer.attention_lab import (
     attention_params, divisors, layer_sharpness, resolve, run_attention, sqrt_dk_study,
 )
 from explorer.tokenizer import DEFAULT_SENTENCE, MAX_LAB_TOKENS, Tokens, tokenize_for_lab
-from explorer.ui.common import page_header, show_device
+from explorer.ui.common import page_header
 from explorer.viz.attention import (
     MAX_SHOWN_COLS, head_grid, matrix_figure, params_figure, sqrt_dk_figure, vectors_grid,
 )
@@ -75,7 +75,6 @@ with st.sidebar:
         prefix_len = st.slider("Prefix length p", 0, MAX_LAB_TOKENS, 2, key="prefix_len")
     scale = st.toggle("Divide by √d_k", True, key="scale")
     seed = st.number_input("Random seed (weights and embeddings)", 0, SEED_MAX, 0, key="seed")
-    show_device()
 
 requested = AttentionSettings(d_model=int(d_model), n_head=n_head, n_kv_head=n_kv_head, mask=mask,
                               pad_len=pad_len, window=window, prefix_len=prefix_len, scale=scale, seed=int(seed))

@@ -7,7 +7,7 @@ from explorer.positional_lab import (
     sinusoidal_table,
 )
 from explorer.tokenizer import DEFAULT_SENTENCE, Tokens, tokenize_for_lab
-from explorer.ui.common import page_header, show_device
+from explorer.ui.common import page_header
 from explorer.viz.positional import (
     alibi_figure, encodings_figure, permutation_figure, rope_distance_figure, rope_rotation_figure,
     similarity_figure, slopes_figure, table_figure, waves_figure,
@@ -57,7 +57,6 @@ with st.sidebar:
     seed = int(st.number_input("Random seed (weights and embeddings)", 0, 10_000, 0, key="seed"))
     theta = st.select_slider("RoPE base θ", ROPE_THETAS, value=10_000.0, key="theta",
                              format_func=lambda t: f"{t:,.0f}")
-    show_device()
 
 encoding = st.radio("Encoding to explore", ENCODINGS, format_func=ENCODING_LABELS.get, horizontal=True,
                     key="encoding")

@@ -51,15 +51,19 @@ def matrix_figure(matrix, x_labels: Sequence[str] | None, y_labels: Sequence[str
 def panel_grid(matrices: Sequence, x_labels: Sequence[Sequence[str]], y_labels: Sequence[Sequence[str]],
                titles: Sequence[str], *, title: str = "", cols: int = 4, colorscale: str = "Blues",
                zmin: float = 0.0, zmax: float = 1.0, value_name: str = "weight", x_title: str = "key",
-               y_title: str = "query") -> go.Figure:
+               y_title: str = "query", panel_height: int | None = None, label_first_column: bool = False
+               ) -> go.Figure:
     """Several token-labelled matrices in one figure with one shared colour scale; -inf cells are left blank
-    (grey) and read '-inf' on hover, like the shared heatmap."""
+    (grey) and read '-inf' on hover, like the shared heatmap.
+
+    Tick labels show while they fit (12 rows or columns); ``label_first_column`` keeps the first column's row
+    labels whatever the count (give it a ``panel_height`` that leaves them room)."""
     n = len(matrices)
     cols = max(1, min(cols, n))
     rows = math.ceil(n / cols)
     longest = max(len(y) for y in y_labels)
     show_ticks = longest <= 12
-    panel = 260 if show_ticks else 200
+    panel = panel_height or (260 if show_ticks else 200)
     height = 60 + rows * panel
     gap_x, gap_top, gap_bottom = 0.05, 34 / height, 0.02 * 4 / rows
     data, layout, annotations = [], {}, []
@@ -79,10 +83,11 @@ def panel_grid(matrices: Sequence, x_labels: Sequence[Sequence[str]], y_labels: 
             hovertemplate=f"{titles[i]}<br>{y_title}: %{{y}}<br>{x_title}: %{{x}}<br>{value_name}: {value}"
                           "<extra></extra>",
         ))
-        tick = dict(showticklabels=show_ticks, tickfont=dict(size=10), type="category")
+        tick = dict(tickfont=dict(size=10), type="category")
         layout[f"xaxis{axis}"] = dict(domain=[x0, x1], anchor=f"y{axis}", tickangle=-45 if len(xl) > 6 else 0,
-                                      **tick)
-        layout[f"yaxis{axis}"] = dict(domain=[y0, y1], anchor=f"x{axis}", autorange="reversed", **tick)
+                                      showticklabels=len(xl) <= 16, **tick)
+        layout[f"yaxis{axis}"] = dict(domain=[y0, y1], anchor=f"x{axis}", autorange="reversed",
+                                      showticklabels=show_ticks or (label_first_column and c == 0), **tick)
         annotations.append(dict(text=titles[i], x=(x0 + x1) / 2, y=y1, xref="paper", yref="paper",
                                 showarrow=False, yanchor="bottom", font=dict(size=11)))
     layout.update(
@@ -99,7 +104,8 @@ def vectors_grid(matrices: Sequence, labels: Sequence[str], titles: Sequence[str
     bound = max(float(np.abs(m).max()) for m in mats) or 1.0
     dims = [[f"d{i}" for i in range(m.shape[1])] for m in mats]
     return panel_grid(mats, dims, [labels] * len(mats), titles, cols=len(mats), colorscale="RdBu_r", zmin=-bound,
-                      zmax=bound, value_name="value", x_title="dimension", y_title="token")
+                      zmax=bound, value_name="value", x_title="dimension", y_title="token",
+                      panel_height=max(220, 80 + 16 * len(labels)), label_first_column=True)
 
 
 def head_grid(weights, labels: Sequence[str], *, kv_heads: Sequence[int] | None = None, selected: int | None = None,
