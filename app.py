@@ -11,7 +11,7 @@ from explorer.ui.nav import available_labs
 st.set_page_config(page_title="Transformer Explorer", page_icon=":material/hub:", layout="wide")
 
 home = st.Page("pages/home.py", title="Home", icon=":material/home:", default=True)
-labs = [st.Page(lab.path, title=lab.title, icon=lab.icon) for lab in available_labs()]
+labs = [st.Page(lab.path, title=lab.title, icon=lab.icon, url_path=lab.url_path) for lab in available_labs()]
 page = st.navigation({"Transformer Explorer": [home], "Labs": labs})
 
 with st.sidebar:

@@ -102,9 +102,12 @@ def assert_no_exception(page: Page) -> None:
         raise AssertionError("Streamlit shows an exception: " + errors.first.inner_text()[:2000])
 
 
-def open_lab(page: Page, app_url: str, url_path: str) -> None:
-    """Open a lab by its URL path (the page file's name, e.g. 'attention_lab')."""
-    page.goto(f"{app_url}/{url_path}")
+def open_lab(page: Page, app_url: str, name: str) -> None:
+    """Open a lab through the router, by its page file's name ('attention_lab') or its URL path ('attention')."""
+    from explorer.ui.nav import LABS
+
+    lab = next(lab for lab in LABS if name in (lab.url_path, lab.path.removeprefix("pages/").removesuffix(".py")))
+    page.goto(f"{app_url}/{lab.url_path}")
     wait_for_app(page)
 
 
