@@ -64,6 +64,11 @@ class Tokens:
     def __len__(self) -> int:
         return len(self.tokens)
 
+    def unknown_pieces(self) -> list[str]:
+        """The distinct pieces WordPiece maps to [UNK] (they got a toy id past its vocabulary)."""
+        vocab = wordpiece_vocab_size()
+        return list(dict.fromkeys(t for t, toy in zip(self.tokens, self.toy_ids) if toy >= vocab))
+
     def padded(self, pad_len: int) -> "Tokens":
         """The sentence followed by ``pad_len`` [PAD] tokens, as a batch of unequal sentences would be."""
         pad_id = _pad_id()

@@ -6,8 +6,9 @@ from explorer.attention_lab import (
     D_MODEL_MAX, MASK_CHOICES, MASK_LABELS, N_HEAD_MAX, PAD_MAX, SEED_MAX, AttentionSettings, attention_kind,
     attention_params, divisors, layer_sharpness, resolve, run_attention, sqrt_dk_study,
 )
-from explorer.tokenizer import DEFAULT_SENTENCE, MAX_LAB_TOKENS, Tokens, tokenize_for_lab
+from explorer.tokenizer import MAX_LAB_TOKENS, Tokens
 from explorer.ui.common import page_header
+from explorer.ui.sentence import sentence_input
 from explorer.viz.attention import (
     MAX_SHOWN_COLS, head_grid, matrix_figure, params_figure, sqrt_dk_figure, vectors_grid,
 )
@@ -44,15 +45,7 @@ page_header(
 )
 
 # ---- controls -------------------------------------------------------------------------------------------------
-text = st.text_input("Sentence (English or Chinese)", DEFAULT_SENTENCE, key="sentence", max_chars=400)
-lab_input = tokenize_for_lab(text)
-if lab_input.error:
-    st.error(lab_input.error)
-    st.warning(lab_input.fallback)
-tokens = lab_input.tokens
-st.markdown("**Tokens:** " + " ".join(f"`{t}`" for t in tokens.tokens))
-st.caption(f"{len(tokens)} tokens (at most {MAX_LAB_TOKENS}), BERT's WordPiece: English splits into word "
-           "pieces (##), Chinese into characters.")
+tokens = sentence_input()
 
 with st.sidebar:
     st.subheader("Attention layer")

@@ -6,8 +6,9 @@ from explorer.positional_lab import (
     encoding_model, learned_table, permutation_experiment, position_labels, rope_rotation, rope_score_by_distance,
     sinusoidal_table,
 )
-from explorer.tokenizer import DEFAULT_SENTENCE, Tokens, tokenize_for_lab
+from explorer.tokenizer import Tokens
 from explorer.ui.common import page_header
+from explorer.ui.sentence import sentence_input
 from explorer.viz.positional import (
     alibi_figure, encodings_figure, permutation_figure, rope_distance_figure, rope_rotation_figure,
     similarity_figure, slopes_figure, table_figure, waves_figure,
@@ -43,12 +44,7 @@ page_header(
     "Positional Encoding",
 )
 
-text = st.text_input("Sentence (English or Chinese)", DEFAULT_SENTENCE, key="sentence", max_chars=400)
-lab_input = tokenize_for_lab(text)
-if lab_input.error:
-    st.error(lab_input.error)
-    st.warning(lab_input.fallback)
-tokens = lab_input.tokens
+tokens = sentence_input()
 labels = list(tokens.tokens)
 st.markdown("**Tokens:** " + " ".join(f"`{t}`" for t in labels))
 

@@ -341,3 +341,11 @@ def test_sqrt_dk_and_parameter_sections_follow_the_config(at):
     table = at.dataframe[0].value
     assert list(table["kind"]) == ["MHA", "GQA", "MQA"]
     assert table["W^Q"].iloc[0] == 64 * 64 + 64
+
+
+def test_unknown_pieces_are_the_ones_wordpiece_maps_to_unk(hf_tokenizer):
+    text = "今天天气很好 cat 好"
+    tokens = tokenize(text)
+    ref_ids = hf_tokenizer(text, add_special_tokens=False)["input_ids"]
+    expected = list(dict.fromkeys(t for t, i in zip(tokens.tokens, ref_ids) if i == hf_tokenizer.unk_token_id))
+    assert tokens.unknown_pieces() == expected and "天" not in expected and expected

@@ -1,0 +1,24 @@
+"""The sentence box of the toy labs: type, see the tokens and their ids, get a message instead of a traceback."""
+from __future__ import annotations
+
+import streamlit as st
+
+from ..tokenizer import DEFAULT_SENTENCE, MAX_LAB_TOKENS, Tokens, tokenize_for_lab
+
+
+def sentence_input(key: str = "sentence") -> Tokens:
+    """A text box; shows the WordPiece tokens and ids. An empty or too long sentence shows why, then a fallback."""
+    text = st.text_input("Sentence (English or Chinese)", DEFAULT_SENTENCE, key=key, max_chars=400)
+    lab_input = tokenize_for_lab(text)
+    if lab_input.error:
+        st.error(lab_input.error)
+        st.warning(lab_input.fallback)
+    tokens = lab_input.tokens
+    st.markdown("**Tokens:** " + " ".join(f"`{t}`" for t in tokens.tokens))
+    unknown = tokens.unknown_pieces()
+    note = (f" WordPiece does not know {' '.join(unknown)} (all [UNK], one id); the lab still gives each its own "
+            "embedding row." if unknown else "")
+    st.caption(f"{len(tokens)} tokens (at most {MAX_LAB_TOKENS}) with ids "
+               + " ".join(str(i) for i in tokens.ids) + ". BERT's WordPiece splits English into word pieces (##) "
+               "and Chinese into characters." + note)
+    return tokens
