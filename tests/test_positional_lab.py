@@ -193,8 +193,11 @@ def test_rope_controls(at):
     no_errors(at)
     names = [d["name"] for d in figure(at, "q·k after RoPE")["data"]]
     assert len(names) == 4 and any("θ = 100:" in n for n in names)
+    curve = decode(figure(at, "q·k after RoPE")["data"][1]["y"])
     at.select_slider(key="rope_d_head").set_value(16).run()
     no_errors(at)
+    assert not np.allclose(decode(figure(at, "q·k after RoPE")["data"][1]["y"]), curve)
+    assert at.slider(key="rope_pair_16").max == 7  # 16 dimensions make 8 pairs
 
 
 def test_alibi_controls(at):
