@@ -279,7 +279,7 @@ def _next_token_ablation(pm, chosen, base, out, change, top_k) -> Ablation:
     return Ablation(heads=chosen, bar_labels=labels, before=[float(before[i]) for i in order],
                     after=[float(after[i]) for i in order], value_name="probability of the next token",
                     metric_name="KL(before ‖ after)", metric=kl, summary=summary, pattern_change=change,
-                    extra={"top_before": top_b, "top_after": top_a})
+                    extra={"top_before": top_b, "top_after": top_a, "token_ids": order})
 
 
 def _embedding_ablation(pm, chosen, base, final_after, hooks, change, compare) -> Ablation:

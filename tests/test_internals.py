@@ -1,0 +1,181 @@
+"""explorer.internals on the real models, checked against transformers' own models and torch references."""
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from explorer.internals import (
+    MAX_TOKENS, ablate, analyze, attention_entropy, head_view_lines, logit_lens, parse_head_name, residual_norms,
+    validate_heads,
+)
+
+from .pretrained_models import ours, reference
+
+pytestmark = pytest.mark.slow
+ATOL = 1e-4
+
+
+@pytest.fixture(scope="module")
+def smollm():
+    pm = ours("smollm2-135m")
+    enc = pm.encode("The Eiffel Tower is in the city of", max_tokens=MAX_TOKENS)
+    return pm, reference("smollm2-135m"), enc, analyze(pm, enc)
+
+
+@pytest.fixture(scope="module")
+def minilm():
+    pm = ours("minilm-l6")
+    enc = pm.encode("The animal didn't cross the street because it was too tired.", max_tokens=MAX_TOKENS)
+    return pm, reference("minilm-l6"), enc, analyze(pm, enc)
+
+
+def _zero_heads_in_hf(hf, heads, d_head):
+    """transformers' reference ablation: zero the heads' slices of the input of the output projection W_O."""
+    handles = []
+    for layer, head in heads:
+        if hasattr(hf, "model"):
+            proj = hf.model.layers[layer].self_attn.o_proj
+        else:
+            proj = hf.encoder.layer[layer].attention.output.dense
+
+        def pre_hook(module, args, head=head):
+            x = args[0].clone()
+            x[..., head * d_head:(head + 1) * d_head] = 0
+            return (x,)
+
+        handles.append(proj.register_forward_pre_hook(pre_hook))
+    return handles
+
+
+def _hf(hf, ids, heads=(), d_head=64, **kwargs):
+    handles = _zero_heads_in_hf(hf, heads, d_head)
+    try:
+        with torch.no_grad():
+            return hf(input_ids=ids, output_attentions=True, output_hidden_states=True, **kwargs)
+    finally:
+        for h in handles:
+            h.remove()
+
+
+def test_analyze_patterns_and_norms_match_llama(smollm):
+    pm, hf, enc, run = smollm
+    out = _hf(hf, enc.ids_tensor())
+    assert run.patterns.shape == (30, 9, len(enc.ids), len(enc.ids))
+    torch.testing.assert_close(run.patterns, torch.cat(out.attentions), atol=ATOL, rtol=0)
+    # HF's hidden_states: the embeddings, then every layer's output; its last one is after the final norm.
+    norms = residual_norms(run)
+    ref = torch.stack([h[0].norm(dim=-1) for h in out.hidden_states[:-1]])
+    torch.testing.assert_close(norms[:-1], ref, atol=1e-3, rtol=1e-5)
+    torch.testing.assert_close(run.next_token_probs, torch.softmax(out.logits[0, -1], -1), atol=1e-6, rtol=0)
+
+
+def test_attention_entropy_equals_torch_categorical(smollm, minilm):
+    for (pm, _, _, run), causal in ((smollm, True), (minilm, False)):
+        ent = attention_entropy(run.patterns, causal=causal)
+        L, H, T, S = run.patterns.shape
+        first = 1 if causal else 0  # a causal first token sees one key only
+        for layer, head in ((0, 0), (L - 1, H - 1), (L // 2, 1)):
+            rows = run.patterns[layer, head, first:].double()
+            visible = torch.arange(first + 1, T + 1).double() if causal else torch.full((T,), float(S)).double()
+            h = torch.stack([torch.distributions.Categorical(probs=r[: int(n)]).entropy()
+                             for r, n in zip(rows, visible)])
+            assert ent.nats[layer, head].item() == pytest.approx(h.mean().item(), abs=1e-5)
+            assert ent.normalized[layer, head].item() == pytest.approx((h / visible.log()).mean().item(), abs=1e-5)
+        assert (ent.normalized >= 0).all() and (ent.normalized <= 1 + 1e-6).all()
+
+
+def test_logit_lens_equals_llama_norm_and_head_on_every_layer(smollm):
+    pm, hf, enc, run = smollm
+    lens = logit_lens(pm, run)
+    out = _hf(hf, enc.ids_tensor())
+    assert lens.layers[0] == "embed" and len(lens.layers) == 31
+    with torch.no_grad():
+        for layer in (0, 5, 17, 29):  # hidden_states[l] is the input of layer l = our row l (embed, layer 0, ...)
+            probs = torch.softmax(hf.lm_head(hf.model.norm(out.hidden_states[layer]))[0], -1)
+            top_p, top_i = probs.max(-1)
+            torch.testing.assert_close(lens.probs[layer], top_p, atol=ATOL, rtol=0)
+            assert lens.token_ids[layer].tolist() == top_i.tolist()
+    # The last row is the model's own prediction.
+    assert lens.token_ids[-1].tolist() == out.logits[0].argmax(-1).tolist()
+    assert lens.tokens[-1] == pm.tokenizer.token_labels(out.logits[0].argmax(-1).tolist())
+
+
+def test_logit_lens_needs_a_decoder(minilm):
+    pm, _, _, run = minilm
+    with pytest.raises(ValueError, match="needs a decoder"):
+        logit_lens(pm, run)
+
+
+def test_decoder_ablation_equals_zeroing_o_proj_inputs_in_transformers(smollm):
+    pm, hf, enc, run = smollm
+    heads = [(3, 2), (3, 5), (10, 0)]
+    ab = ablate(pm, enc, heads, run)
+    ids = enc.ids_tensor()
+    before, after = _hf(hf, ids), _hf(hf, ids, heads, d_head=64)
+    p_before = torch.softmax(before.logits[0, -1], -1)
+    p_after = torch.softmax(after.logits[0, -1], -1)
+    token_ids = ab.extra["token_ids"]
+    torch.testing.assert_close(torch.tensor(ab.before), p_before[token_ids], atol=1e-5, rtol=0)
+    torch.testing.assert_close(torch.tensor(ab.after), p_after[token_ids], atol=1e-5, rtol=0)
+    kl = F.kl_div(p_after.log(), p_before, reduction="sum").item()  # KL(before || after)
+    assert ab.metric == pytest.approx(kl, abs=1e-4)
+    change = (torch.cat(after.attentions) - torch.cat(before.attentions)).abs().mean(dim=(-1, -2))
+    torch.testing.assert_close(ab.pattern_change, change, atol=1e-5, rtol=0)
+    # Layers up to the first ablated one read an unchanged residual stream; later ones do not.
+    assert ab.pattern_change[:4].abs().max() < 1e-6 and ab.pattern_change[4:].max() > 1e-4
+    # Nothing stayed on the shared model: a plain run gives the intact prediction again.
+    torch.testing.assert_close(analyze(pm, enc).next_token_probs, run.next_token_probs)
+
+
+def test_encoder_ablation_equals_transformers_and_sentence_transformers_pooling(minilm):
+    pm, hf, enc, run = minilm
+    heads = [(0, 1), (2, 7)]
+    compare = ["A tired dog stayed home.", "Stock prices rose."]
+    ab = ablate(pm, enc, heads, run, compare=compare)
+    ids = enc.ids_tensor()
+    emb = lambda out: F.normalize(out.last_hidden_state[0].mean(0), dim=-1)  # noqa: E731
+    before, after = emb(_hf(hf, ids)), emb(_hf(hf, ids, heads, d_head=32))
+    assert ab.metric == pytest.approx(F.cosine_similarity(before, after, dim=0).item(), abs=1e-5)
+    assert ab.metric < 0.9999  # zeroing two heads does move the embedding
+    with pm.tokenizer.locked() as tok:
+        batch = tok(compare, padding=True, return_tensors="pt")
+    for heads_used, bars, mine in (((), ab.before, before), (heads, ab.after, after)):
+        out = _hf(hf, batch["input_ids"], heads_used, d_head=32, attention_mask=batch["attention_mask"])
+        m = batch["attention_mask"].unsqueeze(-1).float()
+        others = F.normalize((out.last_hidden_state * m).sum(1) / m.sum(1), dim=-1)
+        torch.testing.assert_close(torch.tensor(bars), others @ mine, atol=ATOL, rtol=0)
+    assert ab.bar_labels == compare
+
+
+def test_no_heads_means_no_change(minilm):
+    pm, _, enc, run = minilm
+    ab = ablate(pm, enc, [], run)
+    assert ab.metric == pytest.approx(1.0, abs=1e-6) and ab.pattern_change.abs().max() < 1e-6
+    assert ab.before == pytest.approx(ab.after)
+
+
+def test_head_view_lines_are_the_weights_above_the_threshold(minilm):
+    _, _, enc, run = minilm
+    pattern = run.patterns[2]
+    lines = head_view_lines(pattern, [0, 5], min_weight=0.2)
+    expected = {(h, q, k) for h in (0, 5) for q, k in (pattern[h] >= 0.2).nonzero().tolist()}
+    assert {(ln.head, ln.query, ln.key) for ln in lines} == expected and expected
+    assert all(ln.weight == pytest.approx(pattern[ln.head, ln.query, ln.key].item()) for ln in lines)
+    one = head_view_lines(pattern, [0], min_weight=0.0, query=3)
+    assert {ln.query for ln in one} == {3} and len(one) == len(enc.ids)
+    with pytest.raises(ValueError, match="Head 12 does not exist"):
+        head_view_lines(pattern, [12])
+    with pytest.raises(ValueError, match="Token 99 does not exist"):
+        head_view_lines(pattern, [0], query=99)
+
+
+def test_head_names_are_validated():
+    assert parse_head_name("L3.H5") == (3, 5) and parse_head_name(" l0.h1 ") == (0, 1)
+    with pytest.raises(ValueError, match="write it like L3.H5"):
+        parse_head_name("head five")
+    assert validate_heads([(2, 1), (0, 3), (2, 1)], 6, 12) == [(0, 3), (2, 1)]
+    with pytest.raises(ValueError, match="Layer 6 does not exist"):
+        validate_heads([(6, 0)], 6, 12)
+    with pytest.raises(ValueError, match="Head 12 does not exist"):
+        validate_heads([(0, 12)], 6, 12)

@@ -1,0 +1,103 @@
+"""The model-internals lab page (AppTest): switching models, ablating heads, zooming, the sequence cap."""
+from __future__ import annotations
+
+import json
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from tests.conftest import ROOT
+
+pytestmark = pytest.mark.slow
+SMOL, MINI = "smollm2-135m", "minilm-l6"
+
+
+def chart(at: AppTest, key: str) -> dict:
+    """The plotly spec of the chart drawn with ``key``."""
+    found = [c for c in at.get("plotly_chart") if c.proto.id.endswith(f"-{key}")]
+    assert len(found) == 1, [c.proto.id for c in at.get("plotly_chart")]
+    return json.loads(found[0].proto.spec)
+
+
+def bars(at: AppTest, model: str) -> tuple[list, list, list]:
+    data = chart(at, f"ablation_bars_{model}")["data"]
+    return data[0]["x"], data[0]["y"], data[1]["y"]
+
+
+@pytest.fixture(scope="module")
+def app() -> AppTest:
+    at = AppTest.from_file(str(ROOT / "pages/internals_lab.py"), default_timeout=300).run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def test_default_is_smollm2_with_every_head_and_the_logit_lens(app):
+    at = app
+    assert at.title[0].value == "Model internals lab"
+    assert any("SmolLM2-135M-Instruct" in c.value for c in at.caption)
+    grid = chart(at, f"grid_{SMOL}")
+    assert [t["type"] for t in grid["data"]] == ["image", "scatter"]
+    assert len(grid["data"][1]["customdata"]) == 30 * 9  # one clickable marker per head
+    lens = chart(at, f"lens_{SMOL}")["data"][0]
+    assert len(lens["y"]) == 31 and len(lens["text"]) == 31 and len(lens["text"][0]) == len(lens["x"])
+    assert at.latex, "formulas sit next to what they explain"
+
+
+def test_ablation_changes_the_bars(app):
+    at = app
+    labels, before, after = bars(at, SMOL)
+    assert before == after  # nothing ablated yet
+    kl_intact = at.metric[0].value
+    at.multiselect(key=f"ablate_{SMOL}").set_value(["L3.H2", "L10.H0"]).run()
+    assert not at.exception
+    labels2, before2, after2 = bars(at, SMOL)
+    assert before2[: len(before)] == before[: len(before2)] and after2 != before2
+    assert at.metric[0].value != kl_intact
+    at.selectbox(key=f"ablate_layer_{SMOL}").set_value("layer 0").run()  # a whole layer on top
+    assert not at.exception
+    assert bars(at, SMOL)[2] != after2
+    assert "L0.H8" in chart(at, f"ablation_bars_{SMOL}")["data"][1]["name"]
+
+
+def test_zoom_follows_the_pickers(app):
+    at = app
+    at.selectbox(key=f"zoom_layer_{SMOL}").set_value(7)
+    at.selectbox(key=f"zoom_head_{SMOL}").set_value(4).run()
+    assert any(s.value == "Zoom: layer 7, head 4" for s in at.subheader)
+    assert chart(at, f"zoom_{SMOL}")["layout"]["title"]["text"] == "layer 7, head 4"
+
+
+def test_chat_format_wraps_the_text_in_the_template(app):
+    at = app
+    at.toggle(key="chat_format").set_value(True).run()
+    assert not at.exception
+    tokens = next(m.value for m in at.markdown if m.value.startswith("**Tokens:**"))
+    assert "`<|im_start|>`" in tokens and "`user`" in tokens
+    at.toggle(key="chat_format").set_value(False).run()
+
+
+def test_switching_to_minilm(app):
+    at = app
+    at.radio(key="internals_model").set_value(MINI).run()
+    assert not at.exception
+    assert any("all-MiniLM-L6-v2" in c.value for c in at.caption)
+    tokens = next(m.value for m in at.markdown if m.value.startswith("**Tokens:**"))
+    assert tokens.split()[1] == "`[CLS]`"
+    assert len(chart(at, f"grid_{MINI}")["data"][1]["customdata"]) == 6 * 12
+    assert any("needs a decoder" in i.value for i in at.info)  # no logit lens for an encoder
+    labels, before, after = bars(at, MINI)
+    assert len(labels) == 3 and before == after and at.metric[0].value == "1.0000"
+    at.multiselect(key=f"ablate_{MINI}").set_value(["L0.H1", "L1.H3"]).run()
+    assert bars(at, MINI)[2] != before and at.metric[0].value != "1.0000"
+
+
+def test_empty_and_too_long_texts():
+    at = AppTest.from_file(str(ROOT / "pages/internals_lab.py"), default_timeout=300).run()
+    at.text_area(key=f"text_{SMOL}").set_value("   ").run()
+    assert not at.exception
+    assert "Type some text first" in at.error[0].value
+    assert any("example text" in w.value for w in at.warning)
+    at.text_area(key=f"text_{SMOL}").set_value("attention " * 100).run()
+    assert not at.exception
+    assert any("shows at most 64" in w.value for w in at.warning)
+    assert len(chart(at, f"lens_{SMOL}")["data"][0]["x"]) == 64
