@@ -1,7 +1,8 @@
 """Server-side rerun time of the attention lab and the positional lab, next to a bare one-widget page.
 
 Each lab is driven by AppTest through a series of control changes at the largest sizes the labs allow
-(32 tokens, d_model 512, 16 heads). "cold" clears Streamlit's caches before every rerun, so every rerun computes and
+(32 tokens; attention lab d_model 512 and 16 heads; positional lab a 64 x 256 table), plus the attention lab at
+its defaults. "cold" clears Streamlit's caches before every rerun, so every rerun computes and
 draws from scratch (one student trying a new setting); "warm" replays the same changes with the caches kept (the
 40 students of a class following the teacher's settings). Our own work per rerun is the lab's time minus the bare
 page's, measured in the same process. Run: .venv/bin/python bench/bench_labs.py
@@ -93,7 +94,7 @@ def positional_moves():
     for enc in ("sinusoidal", "learned", "rope", "alibi", "none", "sinusoidal"):
         moves.append(lambda a, e=enc: a.radio(key="encoding").set_value(e))
     moves.append(lambda a: a.slider(key="n_pos").set_value(48))
-    moves.append(lambda a: a.select_slider(key="pe_d_model").set_value(256))
+    moves.append(lambda a: a.select_slider(key="pe_d_model").set_value(128))
     moves.append(lambda a: a.select_slider(key="theta").set_value(100_000.0))
     moves.append(lambda a: a.slider(key="effect_head").set_value(3))
     moves.append(lambda a: a.radio(key="encoding").set_value("rope"))
@@ -108,7 +109,8 @@ def positional_moves():
 
 def positional_setup(at: AppTest) -> AppTest:
     at.text_input(key="sentence").set_value(LONG_SENTENCE).run()
-    at.select_slider(key="pe_d_model").set_value(512).run()
+    at.select_slider(key="pe_d_model").set_value(256).run()
+    at.slider(key="n_pos").set_value(64).run()
     return at
 
 

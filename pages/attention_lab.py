@@ -1,4 +1,6 @@
 """Attention lab: a sentence through one multi-head attention layer, step by step and head by head."""
+import dataclasses
+
 import pandas as pd
 import streamlit as st
 
@@ -22,8 +24,7 @@ def compute(tokens: Tokens, settings: AttentionSettings):
 @st.cache_data(max_entries=64, show_spinner=False)
 def study(tokens: Tokens, settings: AttentionSettings):
     # n_head and scaling do not enter the study: normalise them so those sliders reuse the cached result
-    return sqrt_dk_study(tokens, AttentionSettings(**{**settings.__dict__, "n_head": 1, "n_kv_head": None,
-                                                        "scale": True}))
+    return sqrt_dk_study(tokens, dataclasses.replace(settings, n_head=1, n_kv_head=None, scale=True))
 
 
 @st.cache_data(max_entries=64, show_spinner=False)

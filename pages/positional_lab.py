@@ -59,8 +59,9 @@ encoding = st.radio("Encoding to explore", ENCODINGS, format_func=ENCODING_LABEL
 
 if encoding in ("sinusoidal", "learned"):
     c1, c2 = st.columns(2)
-    n_pos = c1.slider("Positions", 2, 128, max(32, len(tokens)), key="n_pos")
-    d_model = c2.select_slider("d_model", [8, 16, 32, 64, 128, 256, 512], 64, key="pe_d_model")
+    # 64 x 256 cells is as much as a heatmap shows legibly (and sends quickly to 40 browsers)
+    n_pos = c1.slider("Positions", 2, 64, 32, key="n_pos")
+    d_model = c2.select_slider("d_model", [8, 16, 32, 64, 128, 256], 64, key="pe_d_model")
     pos = position_labels(n_pos, labels)
     sin_table = sinusoidal_table(n_pos, d_model)
     st.latex(r"PE_{(pos,2i)} = \sin\!\left(\frac{pos}{10000^{2i/d_{model}}}\right),\quad "
