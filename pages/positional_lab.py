@@ -46,7 +46,6 @@ page_header(
 
 tokens = sentence_input()
 labels = list(tokens.tokens)
-st.markdown("**Tokens:** " + " ".join(f"`{t}`" for t in labels))
 
 with st.sidebar:
     st.subheader("Positional encodings")

@@ -159,6 +159,7 @@ def no_errors(at):
 
 def test_sinusoidal_controls(at):
     no_errors(at)
+    assert [m.value for m in at.markdown if m.value.startswith("**Tokens:**")] == ["**Tokens:** `今` `天` `天` `气` `很` `好`"]
     assert decode(figure(at, "PE table")["data"][0]["z"]).shape == (32, 64)
     at.slider(key="n_pos").set_value(16).run()
     at.select_slider(key="pe_d_model").set_value(32).run()
