@@ -25,6 +25,7 @@ import torch
 
 from .model import KVCache, RunContext, Transformer
 from .sampling import SamplingSettings, entropy_bits
+from .token_labels import piece_labels, sequence_labels
 
 FINISH_REASONS = {
     "eos": "the model chose its end-of-text token",
@@ -114,7 +115,7 @@ def prepare_prompt(tokenizer: Tokenizer, prompt: str | Sequence[int], max_seq_le
             f"The prompt is {len(ids)} tokens long but this model reads at most {max_seq_len} tokens, so there is no "
             "room left for a new one. Shorten the prompt."
         )
-    return Prompt(ids=tuple(ids), labels=tuple(tokenizer.token_labels(ids)), chat=chat)
+    return Prompt(ids=tuple(ids), labels=tuple(sequence_labels(tokenizer, ids)), chat=chat)
 
 
 class Generation:
@@ -152,9 +153,16 @@ class Generation:
     def text(self) -> str:
         return "".join(s.delta for s in self.steps)
 
+    def sequence_labels(self) -> list[str]:
+        """One label per token of the prompt and the generated text, pieces of a character named after it."""
+        return sequence_labels(self.tokenizer, list(self.prompt.ids) + self.token_ids)
+
+    def generated_labels(self) -> list[str]:
+        return self.sequence_labels()[len(self.prompt):]
+
     def context_labels(self, step: Step) -> list[str]:
         """Labels of the tokens ``step``'s attention looks at: the prompt and every token generated before it."""
-        return list(self.prompt.labels) + [s.label for s in self.steps[:step.index]]
+        return self.sequence_labels()[:step.position]
 
     def _run(self) -> Iterator[Step]:
         model, cfg = self.model, self.model.cfg
@@ -197,7 +205,7 @@ class Generation:
                 delta, printed = text[printed:], len(text)
 
             step = Step(
-                index=index, position=position, token_id=token, label=self.tokenizer.token_labels([token])[0],
+                index=index, position=position, token_id=token, label=piece_labels(self.tokenizer, [token])[0],
                 delta=delta, prob=float(probs[token]), model_prob=float(model_probs[token]),
                 candidates=self._candidates(probs, model_probs, token), n_kept=int((probs > 0).sum()),
                 entropy=float(entropy_bits(probs)), model_entropy=float(entropy_bits(model_probs)),
@@ -228,22 +236,34 @@ class Generation:
         top = torch.topk(rank, n).indices.tolist()
         if chosen not in top:
             top.append(chosen)
-        labels = self.tokenizer.token_labels(top)
+        labels = piece_labels(self.tokenizer, top)
         return tuple(Candidate(token_id=t, label=lab, prob=float(probs[t]), model_prob=float(model_probs[t]))
                      for t, lab in zip(top, labels))
+
+
+class _LastRowContext(RunContext):
+    """A RunContext that keeps, of every attention pattern, only the last query's row: a long prompt never holds
+    all layers' full (T, T) matrices at once."""
+
+    def __init__(self, record: bool, **kw):
+        super().__init__(**kw)
+        self.record = record
+        self.rows: list[torch.Tensor] = []
+
+    def __call__(self, name: str, x: torch.Tensor) -> torch.Tensor:
+        x = super().__call__(name, x)
+        if self.record and name.endswith(".attn.pattern"):
+            self.rows.append(x[0, :, -1, :].float().cpu())  # (n_head, S)
+        return x
 
 
 def _forward_last(model: Transformer, tokens: torch.Tensor, cache: KVCache | None, attention: bool):
     """Logits for the last position only, (V,), and optionally every layer's attention row of that position,
     (n_layer, n_head, S). The 'final' hook trims the sequence before the unembedding, so a long prompt does not pay
     for vocabulary-sized logits it throws away."""
-    keep = (lambda name: name.endswith(".attn.pattern")) if attention else None
-    ctx = RunContext(keep=keep, hooks={"final": _last_position})
+    ctx = _LastRowContext(attention, hooks={"final": _last_position})
     logits = model(tokens.unsqueeze(0), ctx, kv_cache=cache)  # (1, 1, V)
-    attn = None
-    if attention:
-        rows = [ctx.cache[f"blocks.{i}.attn.pattern"][0, :, -1, :] for i in range(model.cfg.n_layer)]
-        attn = torch.stack(rows).float().cpu()  # (n_layer, n_head, S)
+    attn = torch.stack(ctx.rows) if attention else None  # (n_layer, n_head, S)
     return logits[0, -1], attn
 
 

@@ -33,6 +33,9 @@ class ByteTokenizer:
     def decode(self, ids: Sequence[int], *, skip_special_tokens: bool = False) -> str:
         return bytes(int(i) for i in ids).decode("utf-8", errors="replace")
 
+    def token_bytes(self, ids: Sequence[int]) -> list[bytes]:
+        return [bytes([int(i)]) for i in ids]
+
     def token_labels(self, ids: Sequence[int]) -> list[str]:
         out = []
         for i in ids:

@@ -16,6 +16,7 @@ from explorer.pretrained import load_model
 from explorer.sampling import (SamplingSettings, apply_min_p, apply_repetition_penalty, apply_temperature,
                                apply_top_k, apply_top_p, entropy_bits)
 from explorer.tiny_models import ByteTokenizer, load_tiny
+from explorer.token_labels import piece_labels, sequence_labels, token_bytes
 from tests.hf_reference import hf_causal_lm, hf_greedy
 
 PROMPTS = [  # (text, chat mode)
@@ -357,3 +358,17 @@ def test_byte_tokenizer_round_trips_utf8():
     ids = tok.encode(text)
     assert ids == list(text.encode("utf-8")) and tok.decode(ids) == text
     assert tok.token_labels(tok.encode("a \n"))[1:] == ["␣", "↵"]
+
+
+def test_token_bytes_and_labels_of_a_chinese_prompt(smol):
+    text = "今天天气很好 ok"
+    ids = smol.tokenizer.encode(text, add_special_tokens=False)
+    assert b"".join(token_bytes(smol.tokenizer, ids)) == text.encode("utf-8")
+    labels = sequence_labels(smol.tokenizer, ids)
+    # Every character's pieces are named after it and numbered: reading the first pieces back gives the text.
+    firsts = [lab.split(" ")[0] for lab in labels if " " not in lab or lab.endswith(" 1/" + lab[-1])]
+    assert "".join(firsts[:6]) == "今天天气很好"
+    assert labels[:2] == ["今 1/2", "今 2/2"] and labels[-1] == " ok"
+    assert piece_labels(smol.tokenizer, ids[:1]) == ["‹" + " ".join(f"{b:02X}" for b in "今".encode()[:2]) + "›"]
+    tok = ByteTokenizer()
+    assert sequence_labels(tok, tok.encode("天a\x08")) == ["天 1/3", "天 2/3", "天 3/3", "a", "‹08›"]

@@ -1,0 +1,71 @@
+"""The generation lab in a real Chromium: SmolLM2 writes into the page, the Stop button stops it mid-stream, and
+step mode adds one token per click."""
+import re
+
+import pytest
+
+from .conftest import expect, wait_for_app
+
+pytestmark = pytest.mark.browser
+
+SLOW = 180_000  # the first visitor waits for SmolLM2's weights; a busy 2-core machine writes slowly
+
+
+def open_lab(page, app_url):
+    """As a student does: the home page, then the lab's link in the sidebar."""
+    page.goto(app_url)
+    wait_for_app(page)
+    page.locator('[data-testid="stSidebarNav"]').get_by_role("link", name="Generation lab").click()
+    expect(page.get_by_role("heading", name="Generation lab", exact=True)).to_be_visible(timeout=SLOW)
+    wait_for_app(page, SLOW)
+
+
+def _radio(page, name):
+    page.locator('[data-testid="stRadio"]').get_by_text(name, exact=True).click()
+    wait_for_app(page, SLOW)
+
+
+def test_greedy_answer_streams_into_the_page(page, app_url):
+    open_lab(page, app_url)
+    _radio(page, "Greedy")
+    page.get_by_role("button", name="Generate").click()
+    expect(page.get_by_text(re.compile(r"^Finished after \d+ tokens"))).to_be_visible(timeout=SLOW)
+    wait_for_app(page, SLOW)
+    expect(page.locator('[data-testid="stMarkdownContainer"]').filter(has_text="Paris").first).to_be_visible()
+    expect(page.get_by_role("tab", name="Token by token")).to_be_visible()
+    charts = page.locator('[data-testid="stPlotlyChart"]')
+    expect(charts.nth(1)).to_be_visible(timeout=30_000)  # the candidates and the attention of the last token
+    expect(charts.first).to_contain_text("Paris")
+
+
+def test_stop_button_stops_mid_stream(page, app_url):
+    open_lab(page, app_url)
+    page.get_by_role("textbox", name="Prompt").fill("Write a long story about a dragon who learns to read.")
+    slider = page.get_by_role("slider", name="Max new tokens")
+    slider.focus()
+    slider.press("End")  # 256 tokens: far more than the time it takes to press Stop
+    wait_for_app(page, SLOW)
+    page.get_by_role("button", name="Generate").click()
+    expect(page.get_by_text(re.compile(r"token [3-9] of at most 256"))).to_be_visible(timeout=SLOW)
+    page.locator('[data-testid="stMain"]').get_by_role("button", name="Stop").click()
+    stopped = page.get_by_text(re.compile(r"Stopped after (\d+) tokens"))
+    expect(stopped).to_be_visible(timeout=60_000)
+    wait_for_app(page, SLOW)
+    n = int(re.search(r"Stopped after (\d+)", stopped.inner_text()).group(1))
+    assert 3 <= n < 256
+
+
+def test_step_mode_adds_one_token_per_click(page, app_url):
+    open_lab(page, app_url)
+    _radio(page, "Plain completion")
+    page.get_by_role("textbox", name="Prompt").fill("今天天气")
+    page.get_by_role("textbox", name="Prompt").press("Control+Enter")
+    wait_for_app(page, SLOW)
+    for n in (1, 2, 3):
+        page.get_by_role("button", name="Next token").click()
+        wait_for_app(page, SLOW)
+        expect(page.get_by_text(f"Paused after {n} tokens")).to_be_visible(timeout=SLOW)
+    attention = page.locator('[data-testid="stPlotlyChart"]').nth(1)
+    expect(attention).to_be_visible(timeout=30_000)
+    ticks = attention.locator(".xtick text").all_text_contents()
+    assert ticks[:2] == ["今 1/2", "今 2/2"], ticks  # the context the newest token attended to, as tokens

@@ -1,0 +1,133 @@
+"""The generation lab through Streamlit's AppTest: generate, step, stop, measure, and bad input."""
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from tests.conftest import ROOT
+
+PAGE = str(ROOT / "pages/generation_lab.py")
+
+
+@pytest.fixture
+def at():
+    return AppTest.from_file(PAGE, default_timeout=300).run()
+
+
+def caption_with(at, start: str) -> str:
+    found = [c.value for c in at.caption if c.value.startswith(start)]
+    assert found, f"no caption starting with {start!r}: {[c.value for c in at.caption]}"
+    return found[0]
+
+
+def metric(at, label: str) -> str:
+    return next(m.value for m in at.metric if m.label == label)
+
+
+def shown_text(at) -> str:
+    """The generated text as the page shows it (the markdown right after the mode caption)."""
+    run = at.session_state["generation_lab"].run
+    texts = [m.value for m in at.markdown]
+    assert run.text in texts, "the run's text is on the page"
+    return run.text
+
+
+def tiny(at, name="tiny-gpt"):
+    at.selectbox(key="gen_model").select(name).run()
+    return at
+
+
+def test_opens_with_smollm2_and_no_run(at):
+    assert not at.exception
+    assert at.title[0].value == "Generation lab"
+    assert at.latex, "the CLM formula is shown"
+    assert "SmolLM2-135M-Instruct" in caption_with(at, "SmolLM2")
+    assert any("Press **Generate**" in m.value for m in at.markdown)
+    chat_tokens = at.expander[0].label
+    at.radio(key="gen_format").set_value("Plain completion").run()
+    assert at.expander[0].label != chat_tokens  # the chat template adds its own tokens around the message
+
+
+def test_smollm2_greedy_chat_answers(at):
+    at.radio(key="gen_decoding").set_value("Greedy").run()
+    at.button(key="gen_go").click().run()
+    assert not at.exception
+    assert "Paris" in shown_text(at)
+    assert caption_with(at, "Finished after").endswith("the model chose its end-of-text token.")
+    assert int(metric(at, "Tokens generated")) < 32
+    assert len(at.get("plotly_chart")) >= 4  # candidates, attention, timeline, entropy
+
+
+def test_tiny_model_generates_and_the_seed_decides(at):
+    tiny(at)
+    assert any("no chat template" in w.value for w in at.warning)
+    at.slider(key="gen_max_new").set_value(12).run()
+    at.button(key="gen_go").click().run()
+    assert not at.exception
+    first = at.session_state["generation_lab"].run.token_ids
+    assert len(first) == 12 and metric(at, "Tokens generated") == "12"
+    assert caption_with(at, "Finished after 12 tokens")
+    at.number_input(key="gen_seed").set_value(1).run()
+    at.button(key="gen_go").click().run()
+    other = at.session_state["generation_lab"].run.token_ids
+    assert other != first
+    at.number_input(key="gen_seed").set_value(0).run()
+    at.button(key="gen_go").click().run()
+    assert at.session_state["generation_lab"].run.token_ids == first
+    shown_text(at)
+
+
+def test_step_mode_one_token_per_click(at):
+    tiny(at, "tiny-llama")
+    for n in (1, 2, 3):
+        at.button(key="gen_step").click().run()
+        assert caption_with(at, f"Paused after {n} tokens")
+    assert at.slider(key="gen_inspect_1_3").value == 3  # the newest token is inspected
+    before = at.session_state["generation_lab"].run
+    at.slider(key="gen_temperature").set_value(1.5).run()
+    at.button(key="gen_step").click().run()
+    assert any("a new run starts" in i.value for i in at.info)
+    assert at.session_state["generation_lab"].run is not before
+    assert caption_with(at, "Paused after 1 tokens")
+
+
+def test_stop_mid_stream_keeps_what_was_written(at):
+    tiny(at)
+    at.button(key="gen_step").click().run()
+    at.button(key="gen_step").click().run()
+    assert at.button(key="gen_stop").disabled  # only live while text is being written
+    # Pressing Stop mid-stream makes Streamlit abandon the running script and rerun: the rerun then finds a stream
+    # that never reached its end. (The real click is in tests/browser/test_generation_browser.py.)
+    at.session_state["generation_lab"].streaming = True
+    at.run()
+    assert any(w.value.startswith("Stopped after 2 tokens") for w in at.warning)
+    at.button(key="gen_step").click().run()  # carries on from where it stopped
+    assert caption_with(at, "Paused after 3 tokens")
+
+
+def test_kv_cache_panel_measures_this_run(at):
+    tiny(at)
+    at.slider(key="gen_max_new").set_value(8).run()
+    at.button(key="gen_go").click().run()
+    assert not [m for m in at.metric if m.label.startswith("KV cache")]
+    at.button(key="gen_measure").click().run()
+    assert not at.exception
+    on, off = float(metric(at, "KV cache on (tokens/s)")), float(metric(at, "KV cache off (tokens/s)"))
+    assert on > 0 and off > 0
+    assert metric(at, "Speed-up from the cache").endswith("×")
+
+
+def test_bad_prompts_are_explained(at):
+    at.text_area(key="gen_prompt").input("   ").run()
+    assert any("Type a prompt first" in e.value for e in at.error)
+    assert at.button(key="gen_go").disabled and at.button(key="gen_step").disabled
+    tiny(at)
+    at.text_area(key="gen_prompt").input("a" * 200).run()
+    assert any("200 tokens long but this model reads at most 128" in e.value for e in at.error)
+    assert not at.exception
+
+
+def test_reset_clears_the_run(at):
+    tiny(at)
+    at.button(key="gen_step").click().run()
+    at.button(key="gen_reset").click().run()
+    assert at.session_state["generation_lab"].run is None
+    assert any("Press **Generate**" in m.value for m in at.markdown)
