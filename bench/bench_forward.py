@@ -58,7 +58,11 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tokens", type=int, default=64)
     parser.add_argument("--repeats", type=int, default=15)
+    parser.add_argument("--threads", type=int, default=0,
+                        help="torch CPU threads for both models (0: torch's default; the app uses 1)")
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     ok = True
     for name in MODEL_NAMES:
         t0 = time.perf_counter()
@@ -78,7 +82,7 @@ def main() -> int:
         ours, ref = median_seconds([lambda: pm.model.run_with_cache(ids, head=head), theirs], args.repeats, device)
         ratio = ours / ref
         ok &= ratio <= TARGET
-        print(f"{name:13s} {device.type}  T={args.tokens}  load {load_s:5.2f}s ({'cache' if pm.from_cache else 'cold'})"
+        print(f"{name:13s} {device.type} ({torch.get_num_threads()} threads)  T={args.tokens}  load {load_s:5.2f}s ({'cache' if pm.from_cache else 'cold'})"
               f"  ours(run_with_cache) {ours * 1e3:7.2f} ms  transformers(eager) {ref * 1e3:7.2f} ms"
               f"  ratio {ratio:.2f}x  (target <= {TARGET}x)")
         del hf

@@ -16,7 +16,7 @@ from .pretrained import Encoded, PretrainedModel, sentence_embedding
 
 MAX_TOKENS = 64  # the lab's sequence cap: 30 layers x 9 heads of 64 x 64 maps is already a lot to look at
 DEFAULT_COMPARE = (
-    "A kitten is sleeping on the sofa.",
+    "A tired dog would not walk across the road.",
     "The stock market fell sharply today.",
     "Students are learning how attention works.",
 )

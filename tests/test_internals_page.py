@@ -56,7 +56,7 @@ def test_ablation_changes_the_bars(app):
     at.selectbox(key=f"ablate_layer_{SMOL}").set_value("layer 0").run()  # a whole layer on top
     assert not at.exception
     assert bars(at, SMOL)[2] != after2
-    assert "L0.H8" in chart(at, f"ablation_bars_{SMOL}")["data"][1]["name"]
+    assert "11 heads zeroed" in chart(at, f"ablation_bars_{SMOL}")["data"][1]["name"]
 
 
 def test_zoom_follows_the_pickers(app):

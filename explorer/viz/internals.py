@@ -137,6 +137,14 @@ def head_view_figure(lines: Sequence[HeadLine], labels: Sequence[str], heads: Se
     return fig
 
 
+def _after_name(heads: Sequence[tuple[int, int]]) -> str:
+    if not heads:
+        return "after (nothing zeroed)"
+    if len(heads) <= 4:
+        return f"after (zeroed: {', '.join(map(head_name, heads))})"
+    return f"after ({len(heads)} heads zeroed)"
+
+
 def ablation_bars(ab: Ablation) -> go.Figure:
     """Before and after side by side for every bar label."""
     names = ab.bar_labels
@@ -144,7 +152,7 @@ def ablation_bars(ab: Ablation) -> go.Figure:
     fig = go.Figure([
         go.Bar(x=shown, y=ab.before, name="before (intact model)", marker_color="#1f77b4",
                hovertemplate="%{x}<br>before: %{y:.4f}<extra></extra>"),
-        go.Bar(x=shown, y=ab.after, name=f"after (zeroed: {', '.join(map(head_name, ab.heads)) or 'none'})"[:80],
+        go.Bar(x=shown, y=ab.after, name=_after_name(ab.heads),
                marker_color="#ff7f0e", hovertemplate="%{x}<br>after: %{y:.4f}<extra></extra>"),
     ])
     fig.update_layout(barmode="group", yaxis_title=ab.value_name, xaxis_title=(
