@@ -366,7 +366,10 @@ def smollm2_cache() -> tuple[Path, bool]:
     The folder name carries the GGUF's size and mtime, so a reinstalled package is converted again."""
     gguf = smollm2_gguf()
     st = gguf.stat()
-    folder = cache_root() / f"smollm2-135m-{_CACHE_FORMAT}-{st.st_size}-{st.st_mtime_ns}"
+    name = f"smollm2-135m-{_CACHE_FORMAT}-{st.st_size}-{st.st_mtime_ns}"
+    folder = cache_root() / name
+    if not (folder / "model.safetensors").exists() and not _writable(cache_root()):
+        folder = Path(tempfile.gettempdir()) / "transformer-explorer" / name  # e.g. a read-only home directory
     if (folder / "model.safetensors").exists():
         return folder, True
     with _convert_lock:
@@ -374,6 +377,14 @@ def smollm2_cache() -> tuple[Path, bool]:
             return folder, True
         _convert_gguf(gguf, folder)
     return folder, False
+
+
+def _writable(folder: Path) -> bool:
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        return False
+    return os.access(folder, os.W_OK)
 
 
 def _convert_gguf(gguf: Path, folder: Path) -> None:

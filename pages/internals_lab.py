@@ -85,7 +85,8 @@ with tab_grid:
     c1, c2 = st.columns(2)
     layer = c1.selectbox("Layer", list(range(L)), key=layer_key)
     head = c2.selectbox("Head", list(range(H)), key=head_key)
-    chart(grid_figure(run.patterns, labels, entropy, selected=(layer, head)), f"grid_{name}", on_select="rerun",
+    chart(grid_figure(run.patterns, labels, entropy, selected=(layer, head), causal=pm.is_decoder), f"grid_{name}",
+          on_select="rerun",
           selection_mode="points")
     st.subheader(f"Zoom: layer {layer}, head {head}")
     chart(zoom_figure(run.patterns[layer, head], labels, layer, head), f"zoom_{name}")

@@ -44,9 +44,10 @@ def _png_uri(rgb: np.ndarray) -> str:
 
 
 def grid_figure(patterns, labels: Sequence[str], entropy: Entropy | None = None,
-                selected: tuple[int, int] | None = None) -> go.Figure:
+                selected: tuple[int, int] | None = None, causal: bool = False) -> go.Figure:
     """Every head's attention map: layers left to right, heads top to bottom, each tile a (query x key) map with
-    the first token at its top-left. ``selected`` (layer, head) gets a red frame."""
+    the first token at its top-left. ``selected`` (layer, head) gets a red frame. In a causal model the first
+    token can only read itself, so its row is left out of the hover's "strongest link"."""
     p = to_numpy(patterns)  # (L, H, T, S)
     L, H, T, S = p.shape
     scale = max(1, math.ceil(_TILE_MIN_PX / max(T, S)))
@@ -63,8 +64,9 @@ def grid_figure(patterns, labels: Sequence[str], entropy: Entropy | None = None,
     hover = []
     for layer in range(L):
         for head in range(H):
-            q, k = np.unravel_index(np.argmax(p[layer, head, 1:] if T > 1 else p[layer, head]), (max(T - 1, 1), S))
-            q = q + 1 if T > 1 else q
+            skip = 1 if causal and T > 1 else 0
+            q, k = np.unravel_index(np.argmax(p[layer, head, skip:]), (T - skip, S))
+            q += skip
             text = (f"layer {layer}, head {head}<br>strongest link: {labels[q]} → {labels[k]} "
                     f"({p[layer, head, q, k]:.2f})")
             if entropy is not None:

@@ -3,13 +3,21 @@ import re
 
 import pytest
 
-from .conftest import expect, open_lab, wait_for_app
+from .conftest import expect, wait_for_app
 
 pytestmark = pytest.mark.browser
 
 
+def open_from_home(page, app_url) -> None:
+    """Open the lab the way a student does: the home page, then its link in the sidebar."""
+    page.goto(app_url)
+    wait_for_app(page)
+    page.locator('[data-testid="stSidebarNav"]').get_by_role("link", name="Model internals lab").click()
+    expect(page.get_by_role("heading", name="Model internals lab", exact=True)).to_be_visible(timeout=60_000)
+
+
 def test_smollm2_grid_and_click_to_zoom(page, app_url):
-    open_lab(page, app_url, "internals_lab")
+    open_from_home(page, app_url)
     smollm = page.locator('[data-testid="stRadio"]').get_by_role("radio", name="SmolLM2-135M (LLaMA decoder)")
     expect(smollm).to_be_checked()  # the default model
     # The first visitor waits for the weights to load.
