@@ -88,9 +88,10 @@ def grid_figure(patterns, labels: Sequence[str], entropy: Entropy | None = None,
                      zeroline=False)
     fig.update_yaxes(tickvals=[head * step_y + th / 2 for head in range(H)], ticktext=[str(h) for h in range(H)],
                      title="head", showgrid=False, zeroline=False)
-    # The picture keeps its aspect ratio, so size the figure for a ~680 px wide plot instead of leaving blank bands.
+    # The picture keeps its aspect ratio, so size the figure for the ~1000 px wide plot of the app's wide layout
+    # instead of leaving blank bands above and below it.
     aspect = canvas.shape[0] / canvas.shape[1]
-    fig.update_layout(height=int(min(760, max(220, 70 + 680 * aspect))), margin=dict(l=10, r=10, t=10, b=10),
+    fig.update_layout(height=int(min(760, max(220, 70 + 1000 * aspect))), margin=dict(l=10, r=10, t=10, b=10),
                       plot_bgcolor="white", clickmode="event+select", dragmode=False, hovermode="closest",
                       hoverdistance=40)  # small markers: the nearest tile centre wins, whatever the zoom
     return fig
@@ -114,6 +115,8 @@ def head_view_figure(lines: Sequence[HeadLine], labels: Sequence[str], heads: Se
     bins = [(min_weight, 0.25), (0.25, 0.5), (0.5, 0.75), (0.75, 1.01)]
     for h in heads:
         color = HEAD_COLORS[h % len(HEAD_COLORS)]
+        traces.append(go.Scatter(x=[None], y=[None], mode="lines", line=dict(color=color, width=4),
+                                 legendgroup=f"h{h}", name=f"head {h}"))  # the legend's swatch, drawn solid
         for b, (lo, hi) in enumerate(bins):
             sel = [ln for ln in lines if ln.head == h and lo <= ln.weight < hi]
             xs, ys = [], []
@@ -123,7 +126,7 @@ def head_view_figure(lines: Sequence[HeadLine], labels: Sequence[str], heads: Se
             traces.append(go.Scatter(
                 x=xs or [None], y=ys or [None], mode="lines", line=dict(color=color, width=1 + 1.5 * b),
                 opacity=0.25 + 0.22 * b, hoverinfo="skip", legendgroup=f"h{h}", name=f"head {h}",
-                showlegend=b == 0,
+                showlegend=False,
             ))
     traces.append(go.Scatter(x=[0] * T, y=y, mode="text", text=shown, textposition="middle left",
                              hoverinfo="skip", showlegend=False))
@@ -134,8 +137,7 @@ def head_view_figure(lines: Sequence[HeadLine], labels: Sequence[str], heads: Se
                      showgrid=False, zeroline=False, side="top")
     fig.update_yaxes(visible=False, range=[-T + 0.5, 0.5])
     fig.update_layout(height=max(300, 60 + 20 * T), margin=dict(l=10, r=10, t=40, b=10), plot_bgcolor="white",
-                      title=f"layer {layer}: lines for weights ≥ {min_weight:.2f}",
-                      legend=dict(title="head", itemclick="toggle"))
+                      legend=dict(title=f"layer {layer}, weights ≥ {min_weight:.2f}", itemclick="toggle"))
     return fig
 
 
