@@ -23,8 +23,10 @@ def test_smollm2_grid_and_click_to_zoom(page, app_url):
     # The first visitor waits for the weights to load.
     expect(page.get_by_text(re.compile(r"All 30 layers × 9 heads"))).to_be_visible(timeout=120_000)
     wait_for_app(page)
-    grid = page.locator('[data-testid="stPlotlyChart"]').first
-    expect(grid.locator("image")).to_have_count(1)  # the 270 maps, drawn as one picture
+    # The grid is the chart drawn as one picture (270 maps in a PNG); charts render one after the other.
+    grid = page.locator('[data-testid="stPlotlyChart"]').filter(has=page.locator(".imagelayer image"))
+    expect(grid).to_have_count(1, timeout=30_000)
+    expect(grid.locator(".xtick text")).to_have_count(30)
     ticks = grid.locator(".xtick text").all_text_contents()
     assert ticks[:3] == ["0", "1", "2"] and ticks[-1] == "29", ticks
     expect(page.get_by_role("heading", name="Zoom: layer 0, head 0")).to_be_visible()
