@@ -92,12 +92,15 @@ def attention(
     allowed: boolean, broadcastable to (B, n_head, q, k). bias: additive, e.g. ALiBi, broadcastable likewise.
     scale defaults to 1 / sqrt(d_k); pass 1.0 to see attention without the scaling.
     """
-    groups = q.shape[1] // k.shape[1]
-    k = repeat_kv(k, groups)  # (B, nh, k, d)
-    v = repeat_kv(v, groups)  # (B, nh, k, dv)
+    B, nh, n_q, d_k = q.shape
+    n_kv = k.shape[1]
+    groups = nh // n_kv
     if scale is None:
-        scale = 1.0 / math.sqrt(q.shape[-1])
-    scores = torch.matmul(q, k.transpose(-2, -1)) * scale  # (B, nh, q, k)
+        scale = 1.0 / math.sqrt(d_k)
+    # GQA / MQA without copying K and V once per query head (what repeat_kv does): the `groups` query heads that
+    # share key head g are stacked as extra query rows of g. Same numbers, one matmul per key head.
+    q_grouped = q.reshape(B, n_kv, groups * n_q, d_k)  # (B, nkv, groups * q, d)
+    scores = (torch.matmul(q_grouped, k.transpose(-2, -1)) * scale).view(B, nh, n_q, -1)  # (B, nh, q, k)
     if bias is not None:
         scores = scores + bias
     if allowed is None:
@@ -108,5 +111,5 @@ def attention(
     if allowed is not None:
         # A query with no visible key (e.g. every key is padding) gets NaN from softmax; it attends to nothing.
         pattern = pattern.nan_to_num(0.0)
-    z = torch.matmul(pattern, v)  # (B, nh, q, dv)
+    z = torch.matmul(pattern.reshape(B, n_kv, groups * n_q, -1), v).view(B, nh, n_q, -1)  # (B, nh, q, dv)
     return AttentionResult(scores=scores, masked_scores=masked, pattern=pattern, z=z)

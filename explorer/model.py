@@ -176,10 +176,14 @@ class Attention(nn.Module):
             allowed = None if memory_mask is None else padding_allowed(memory_mask)
             bias = None
         else:
-            allowed = build_mask(mask_kind or cfg.mask, T, S, window=cfg.window, prefix_len=cfg.prefix_len,
-                                 q_offset=pos.start, device=x.device)  # (T, S)
+            if T == 1 and pos.start == S - 1 and (mask_kind or cfg.mask) == "causal":
+                allowed = None  # a decoding step: the newest token may see every key, so there is nothing to mask
+            else:
+                allowed = build_mask(mask_kind or cfg.mask, T, S, window=cfg.window, prefix_len=cfg.prefix_len,
+                                     q_offset=pos.start, device=x.device)  # (T, S)
             if attention_mask is not None:
-                allowed = allowed & padding_allowed(attention_mask)  # (B, 1, T, S)
+                padding = padding_allowed(attention_mask)  # (B, 1, 1, S)
+                allowed = padding if allowed is None else allowed & padding  # (B, 1, T, S)
             bias = None
             if cfg.positional == "alibi":
                 bias = alibi_bias(cfg.n_head, T, S, q_offset=pos.start, symmetric=(mask_kind or cfg.mask) ==
