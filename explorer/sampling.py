@@ -79,8 +79,7 @@ def apply_min_p(logits: torch.Tensor, min_p: float) -> torch.Tensor:
 
 def entropy_bits(probs: torch.Tensor) -> torch.Tensor:
     """H(p) = -sum p log2 p over the last dimension; 2^H is the number of equally likely choices it amounts to."""
-    logs = torch.where(probs > 0, probs.log2(), torch.zeros_like(probs))
-    return -(probs * logs).sum(dim=-1)
+    return torch.special.entr(probs).sum(dim=-1) / math.log(2)  # entr(p) = -p ln p, and 0 at p = 0
 
 
 @dataclass(frozen=True)

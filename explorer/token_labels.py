@@ -10,9 +10,6 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Sequence
 
-REPLACEMENT = "\ufffd"
-
-
 @lru_cache(maxsize=1)
 def _gpt2_char_to_byte() -> dict[str, int]:
     # GPT-2's byte-level alphabet: printable Latin-1 bytes stand for themselves, the others (control characters,
@@ -42,8 +39,15 @@ def token_bytes(tokenizer, ids: Sequence[int]) -> list[bytes | None]:
     return out
 
 
-def _is_piece(label: str) -> bool:
-    return REPLACEMENT in label or label.startswith("<0x")
+def _is_piece(b: bytes | None) -> bool:
+    """True for a token whose bytes are not text on their own: part of a multi-byte character."""
+    if b is None:
+        return False
+    try:
+        b.decode("utf-8")
+    except UnicodeDecodeError:
+        return True
+    return False
 
 
 def _hex(b: bytes | None) -> str:
@@ -52,11 +56,8 @@ def _hex(b: bytes | None) -> str:
 
 def piece_labels(tokenizer, ids: Sequence[int]) -> list[str]:
     """One label per token of a single, unrelated list (candidates): incomplete characters show their bytes."""
-    labels = tokenizer.token_labels(ids)
-    if not any(_is_piece(lab) for lab in labels):
-        return labels
     raw = token_bytes(tokenizer, ids)
-    return [_hex(b) if _is_piece(lab) else lab for lab, b in zip(labels, raw)]
+    return [_hex(b) if _is_piece(b) else lab for lab, b in zip(tokenizer.token_labels(ids), raw)]
 
 
 def _character_at(raw: Sequence[bytes | None], i: int) -> tuple[int, str] | None:
@@ -77,12 +78,10 @@ def _character_at(raw: Sequence[bytes | None], i: int) -> tuple[int, str] | None
 def sequence_labels(tokenizer, ids: Sequence[int]) -> list[str]:
     """One label per token of a running text: pieces of one character are named after it, with their part."""
     labels = list(tokenizer.token_labels(ids))
-    if not any(_is_piece(lab) for lab in labels):
-        return labels
     raw = token_bytes(tokenizer, ids)
     i = 0
     while i < len(labels):
-        if not _is_piece(labels[i]):
+        if not _is_piece(raw[i]):
             i += 1
             continue
         found = _character_at(raw, i)

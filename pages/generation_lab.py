@@ -183,7 +183,8 @@ with tab_steps:
                          help="The newest token is selected after every step.")
     step = steps[pick - 1]
     st.markdown(f"Token {pick}: **{html.escape(quoted(step.label))}** with probability {step.prob:.3f} "
-                f"(model alone {step.model_prob:.3f}); {step.n_kept} tokens of the vocabulary were still in play; "
+                f"(model alone {step.model_prob:.3f}); {step.n_kept} of the {run.model.cfg.vocab_size} "
+                "tokens of the vocabulary were still in play; "
                 f"entropy {step.model_entropy:.2f} bits → about {2 ** step.model_entropy:.0f} equally likely choices.")
     col_a, col_b = st.columns([2, 3])
     with col_a:

@@ -3,7 +3,6 @@ on SmolLM2's real weights, the KV cache, the attention rows, stopping, validatio
 from __future__ import annotations
 
 import itertools
-import math
 import threading
 
 import pytest
@@ -11,7 +10,7 @@ import torch
 from transformers import (LogitsProcessorList, MinPLogitsWarper, RepetitionPenaltyLogitsProcessor,
                           TemperatureLogitsWarper, TopKLogitsWarper, TopPLogitsWarper)
 
-from explorer.generation import generate, prepare_prompt, replay_speed
+from explorer.generation import decode_layout_, generate, prepare_prompt, replay_speed
 from explorer.pretrained import load_model
 from explorer.sampling import (SamplingSettings, apply_min_p, apply_repetition_penalty, apply_temperature,
                                apply_top_k, apply_top_p, entropy_bits)
@@ -113,10 +112,15 @@ def test_processing_chain_matches_transformers_order(settings):
         assert torch.equal(s.process(x[0], context[0]), hf_chain(context, x.clone())[0])
 
 
+def _entropy_reference(probs: torch.Tensor) -> torch.Tensor:
+    """-sum p log2 p in float64, written out (0 log 0 = 0)."""
+    p = probs.double()
+    return -(p * torch.log2(p.clamp_min(1e-300))).sum(-1)
+
+
 def test_entropy_in_bits():
     probs = torch.softmax(_logits(0), dim=-1)
-    expected = torch.special.entr(probs.double()).sum(-1) / math.log(2)
-    torch.testing.assert_close(entropy_bits(probs).double(), expected)
+    torch.testing.assert_close(entropy_bits(probs).double(), _entropy_reference(probs))
     assert entropy_bits(torch.tensor([0.0, 1.0, 0.0])).item() == 0.0
 
 
@@ -173,7 +177,7 @@ def test_step_probabilities_match_transformers_logits(smol, hf):
             assert c.prob == pytest.approx(probs[c.token_id].item(), abs=1e-5)
         assert step.n_kept == int((probs > 0).sum())
         assert step.model_entropy == pytest.approx(
-            (torch.special.entr(model_probs.double()).sum() / math.log(2)).item(), abs=1e-4)
+            _entropy_reference(model_probs).item(), abs=1e-4)
         kept = [c for c in step.candidates if c.prob > 0]
         assert [c.prob for c in kept] == sorted((c.prob for c in kept), reverse=True)
         assert step.token_id in [c.token_id for c in step.candidates]
@@ -371,4 +375,20 @@ def test_token_bytes_and_labels_of_a_chinese_prompt(smol):
     assert labels[:2] == ["今 1/2", "今 2/2"] and labels[-1] == " ok"
     assert piece_labels(smol.tokenizer, ids[:1]) == ["‹" + " ".join(f"{b:02X}" for b in "今".encode()[:2]) + "›"]
     tok = ByteTokenizer()
-    assert sequence_labels(tok, tok.encode("天a\x08")) == ["天 1/3", "天 2/3", "天 3/3", "a", "‹08›"]
+    assert sequence_labels(tok, tok.encode("天a\x08")) == ["天 1/3", "天 2/3", "天 3/3", "a", "<0x08>"]
+
+
+def test_decode_layout_keeps_every_result():
+    import copy
+
+    a = load_tiny("tiny-llama").model
+    b = decode_layout_(copy.deepcopy(a))
+    w = b.stack.blocks[0].attn.W_q.weight
+    assert w.shape == a.stack.blocks[0].attn.W_q.weight.shape and w.stride() == (1, w.shape[0])
+    assert b.lm_head.weight is b.stack.embed.tok.weight  # still tied
+    tokens = torch.randint(0, 256, (2, 20), generator=torch.Generator().manual_seed(0))
+    with torch.inference_mode():
+        torch.testing.assert_close(b(tokens), a(tokens))
+    tok = ByteTokenizer()
+    s = SamplingSettings(greedy=True, max_new_tokens=15)
+    assert ([x.token_id for x in generate(b, tok, "hello", s)] == [x.token_id for x in generate(a, tok, "hello", s)])

@@ -33,19 +33,25 @@ def candidate_bars(step: Step, *, title: str | None = None) -> go.Figure:
         go.Bar(y=labels, x=[c.model_prob for c in cands], orientation="h", name="model alone (softmax of logits)",
                marker=dict(color=MODEL), hoverinfo="skip"),
         go.Bar(y=labels, x=[c.prob for c in cands], orientation="h", name="after the settings (what is sampled)",
-               marker=dict(color=colours), text=[f"{c.prob:.2f}" for c in cands], textposition="outside",
+               marker=dict(color=colours), text=[_bar_text(c) for c in cands], textposition="outside",
                hovertext=hover, hoverinfo="text"),
     ])
     fig.update_layout(
         title=title if title is not None else
         f"Token {step.index + 1}: picked {quoted(step.label)} with probability {step.prob:.2f}",
         barmode="overlay", xaxis_title="probability", yaxis_title="candidate next token",
-        height=max(280, 60 + 26 * len(cands)), margin=dict(l=10, r=10, t=50, b=10),
-        legend=dict(orientation="h", yanchor="bottom", y=-0.35 if len(cands) < 8 else -0.2, x=0),
+        height=max(320, 130 + 26 * len(cands)), margin=dict(l=10, r=10, t=85, b=10),
+        legend=dict(orientation="h", yanchor="bottom", y=1.0, x=0),
     )
     fig.update_yaxes(autorange="reversed", type="category")
     fig.update_xaxes(range=[0, 1.12])
     return fig
+
+
+def _bar_text(c) -> str:
+    if c.prob <= 0:
+        return "removed"
+    return f"{c.prob:.2f}" if c.prob >= 0.005 else "<0.01"
 
 
 def _hover_for(step: Step, label: str, n: int = 5) -> str:
