@@ -115,12 +115,14 @@ def attention_over_context(step: Step, context_labels: Sequence[str], *, head: i
     rows = attn.mean(axis=1) if head is None else attn[:, head, :]
     who = "average of the heads" if head is None else f"head {head}"
     query = context_labels[-1] if context_labels else ""
-    return heatmap(
+    fig = heatmap(
         rows, x_labels=list(context_labels), y_labels=[f"layer {i}" for i in range(rows.shape[0])],
-        title=f"Attention of {quoted(query)} over the context when picking {quoted(step.label)} ({who})",
+        title=f"Attention of {quoted(query)} over the context<br><sup>when picking {quoted(step.label)} · {who}</sup>",
         x_title="context token (attended to)", y_title="layer", colorscale="Blues", zmin=0,
         height=max(300, 60 + 16 * rows.shape[0]),
     )
+    fig.update_layout(margin=dict(t=70))  # room for the two-line title
+    return fig
 
 
 def speed_chart(reports: Sequence[SpeedReport], labels: Sequence[str]) -> go.Figure:

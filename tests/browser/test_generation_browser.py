@@ -46,13 +46,15 @@ def test_stop_button_stops_mid_stream(page, app_url):
     slider.press("End")  # 256 tokens: far more than the time it takes to press Stop
     wait_for_app(page, SLOW)
     page.get_by_role("button", name="Generate").click()
-    expect(page.get_by_text(re.compile(r"token [3-9] of at most 256"))).to_be_visible(timeout=SLOW)
-    page.locator('[data-testid="stMain"]').get_by_role("button", name="Stop").click()
+    expect(page.get_by_text(re.compile(r"token \d+ of at most 256"))).to_be_visible(timeout=SLOW)
+    stop = page.locator('[data-testid="stMain"]').get_by_role("button", name="Stop")
+    expect(stop).to_be_enabled()
+    stop.click()
     stopped = page.get_by_text(re.compile(r"Stopped after (\d+) tokens"))
-    expect(stopped).to_be_visible(timeout=60_000)
+    expect(stopped).to_be_visible(timeout=SLOW)
     wait_for_app(page, SLOW)
     n = int(re.search(r"Stopped after (\d+)", stopped.inner_text()).group(1))
-    assert 3 <= n < 256
+    assert 1 <= n < 256
 
 
 def test_step_mode_adds_one_token_per_click(page, app_url):
