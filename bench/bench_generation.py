@@ -4,7 +4,7 @@ candidates and entropy included) against transformers' ``generate`` on the same 
 Prints tokens/s of both and the ratio (ours / transformers, must be >= 1.0), and the memory-bandwidth bound: a
 decode step has to read every weight once, so tokens/s can never beat (copy bandwidth) / (bytes of weights).
 
-    .venv/bin/python bench/bench_generation.py [--tokens 64] [--rounds 3]
+    .venv/bin/python bench/bench_generation.py [--tokens 64] [--rounds 3] [--threads 1]
 """
 from __future__ import annotations
 
@@ -86,7 +86,10 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--tokens", type=int, default=64)
     ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default; the app uses 1)")
     args = ap.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
 
     pm = load_model("smollm2-135m")
     device = pm.device
