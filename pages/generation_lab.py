@@ -156,6 +156,8 @@ with output:
     st.markdown(run.text if run.text.strip() else "*(no visible text yet)*")
     if run.finish is not None:
         st.caption(f"Finished after {len(steps)} tokens: {FINISH_REASONS[run.finish]}.")
+        if run.text.endswith("\ufffd"):
+            st.caption("The final � is a character cut in half: its first bytes were generated, the rest never was.")
     elif state.stopped or was_interrupted:
         st.warning(f"Stopped after {len(steps)} tokens. **Next token** carries on from here.")
     else:
