@@ -72,6 +72,8 @@ class SafeTokenizer:
         self.eos_token_id: int | None = hf_tokenizer.eos_token_id
         self.bos_token_id: int | None = hf_tokenizer.bos_token_id
         self.pad_token_id: int | None = hf_tokenizer.pad_token_id
+        backend = getattr(hf_tokenizer, "backend_tokenizer", None)
+        self._wordpiece = backend is not None and type(backend.model).__name__ == "WordPiece"
 
     @contextmanager
     def locked(self) -> Iterator[Any]:
@@ -115,17 +117,38 @@ class SafeTokenizer:
 
     def token_labels(self, ids: Sequence[int]) -> list[str]:
         """Readable axis labels, one per token: WordPiece pieces as they are ('##ing'), byte-level BPE tokens
-        decoded one by one (' the'), with line breaks and blank tokens made visible."""
+        decoded one by one (' the'), with line breaks and blank tokens made visible. A BPE token holding only part
+        of a character (Chinese takes 3 bytes in UTF-8) shows its bytes: '⟨e6 97⟩'."""
+        ids = list(ids)
         with self._lock:
-            if self._tok.convert_ids_to_tokens(0).startswith("["):  # WordPiece ([PAD], [UNK], ...): pieces read well
-                raw = list(self._tok.convert_ids_to_tokens(list(ids)))
-            else:
-                raw = [self._tok.decode([i]) for i in ids]
-        return [_visible(t) for t in raw]
+            pieces = list(self._tok.convert_ids_to_tokens(ids))
+            if self._wordpiece:
+                return [_visible(p) for p in pieces]
+            decoded = [self._tok.decode([i]) for i in ids]
+        return [_visible(d) if "\ufffd" not in d else _byte_label(p) for d, p in zip(decoded, pieces)]
 
     def save_pretrained(self, folder: str | Path) -> None:
         with self._lock:
             self._tok.save_pretrained(str(folder))
+
+
+def _gpt2_byte_of_char() -> dict[str, int]:
+    """Byte-level BPE writes each byte as a printable character: bytes that are printable Latin-1 stand for
+    themselves, the other 68 are moved to code points 256 and up, in byte order."""
+    printable = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1), *range(ord("®"), ord("ÿ") + 1)]
+    moved = [b for b in range(256) if b not in printable]
+    table = {chr(b): b for b in printable}
+    table.update({chr(256 + n): b for n, b in enumerate(moved)})
+    return table
+
+
+_BYTE_OF_CHAR = _gpt2_byte_of_char()
+
+
+def _byte_label(piece: str) -> str:
+    if all(ch in _BYTE_OF_CHAR for ch in piece):
+        return "⟨" + " ".join(f"{_BYTE_OF_CHAR[ch]:02x}" for ch in piece) + "⟩"
+    return piece
 
 
 def _visible(token: str) -> str:

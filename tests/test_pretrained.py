@@ -167,3 +167,18 @@ def test_tokenizer_is_safe_to_share_between_threads():
     for t in threads:
         t.join()
     assert [results[i] for i in range(16)] == expected
+
+
+def test_token_labels_show_the_bytes_of_split_characters():
+    """Byte-level BPE splits a Chinese character over several tokens: their labels carry the raw bytes, and all
+    labels together spell the text again."""
+    tok = ours("smollm2-135m").tokenizer
+    text = "注意力 is attention, 日本語 too"
+    labels = tok.token_labels(tok.encode(text))
+    assert any(label.startswith("⟨") for label in labels)
+    spelled = b"".join(bytes.fromhex(label[1:-1]) if label.startswith("⟨") else label.encode() for label in labels)
+    assert spelled == text.encode()
+    bert = ours("minilm-l6").tokenizer
+    ids = bert.encode("Embeddings of 注意力")
+    with bert.locked() as raw:  # WordPiece pieces are shown as the vocabulary writes them
+        assert bert.token_labels(ids) == raw.convert_ids_to_tokens(ids)
