@@ -181,4 +181,5 @@ def test_token_labels_show_the_bytes_of_split_characters():
     bert = ours("minilm-l6").tokenizer
     ids = bert.encode("Embeddings of 注意力")
     with bert.locked() as raw:  # WordPiece pieces are shown as the vocabulary writes them
-        assert bert.token_labels(ids) == raw.convert_ids_to_tokens(ids)
+        pieces = raw.convert_ids_to_tokens(ids)
+    assert bert.token_labels(ids) == pieces
