@@ -10,7 +10,7 @@ from explorer.ui.nav import available_labs
 
 st.set_page_config(page_title="Transformer Explorer", page_icon=":material/hub:", layout="wide")
 
-home = st.Page("pages/home.py", title="Home", icon=":material/home:", default=True)
+home = st.Page("labs/home.py", title="Home", icon=":material/home:", default=True)
 labs = [st.Page(lab.path, title=lab.title, icon=lab.icon, url_path=lab.url_path) for lab in available_labs()]
 page = st.navigation({"Transformer Explorer": [home], "Labs": labs})
 

@@ -1,6 +1,6 @@
 """Transformer Explorer: a small library that builds Transformers and exposes every intermediate tensor.
 
-Usable from a notebook; the Streamlit app lives in app.py, pages/ and explorer/ui/.
+Usable from a notebook; the Streamlit app lives in app.py, labs/ and explorer/ui/.
 """
 from .config import PRESETS, ModelConfig
 from .device import keep_freed_memory

@@ -23,7 +23,7 @@ from typing import Iterator, Protocol, Sequence
 
 import torch
 
-from .model import KVCache, RunContext, Transformer
+from .model import KVCache, RunContext, Transformer, decode_layout_  # noqa: F401 (re-exported)
 from .sampling import SamplingSettings, entropy_bits
 from .token_labels import piece_labels, sequence_labels
 
@@ -276,23 +276,6 @@ def _forward_last(model: Transformer, tokens: torch.Tensor, cache: KVCache | Non
 
 def _last_position(x: torch.Tensor, name: str) -> torch.Tensor:
     return x[:, -1:]
-
-
-def decode_layout_(model: torch.nn.Module) -> torch.nn.Module:
-    """Store every linear layer's weight column-major, in place: same values, same shape, same results.
-
-    A decoding step multiplies one token's vector by every weight matrix, so it is bound by reading the weights.
-    On the CPU, BLAS reads a column-major W in x W^T markedly faster for a single row x (SmolLM2's 30 layers and
-    its unembedding: 52 -> 40 ms per token on the dev machine; reading a long prompt is unchanged). Call it once
-    on a freshly loaded model, before it is shared; nothing changes on a GPU.
-    """
-    with torch.no_grad():
-        for module in model.modules():
-            w = getattr(module, "weight", None)
-            if (isinstance(module, torch.nn.Linear) and w is not None and w.device.type == "cpu"
-                    and w.is_contiguous() and w.dim() == 2):
-                w.data = w.data.t().contiguous().t()
-    return model
 
 
 def generate(

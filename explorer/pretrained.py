@@ -44,7 +44,7 @@ from safetensors.torch import load_file, save_file
 
 from .config import ModelConfig
 from .device import default_device
-from .model import Transformer
+from .model import Transformer, decode_layout_
 
 MODEL_NAMES = ("minilm-l6", "smollm2-135m")
 MODEL_TITLES = {
@@ -250,6 +250,8 @@ def load_model(name: str, device: torch.device | str | None = None) -> Pretraine
         tok_folder = folder
         eos = _as_tuple(hf_config.get("eos_token_id"))
     model = _build(cfg, state, device)
+    if cfg.arch == "decoder":
+        decode_layout_(model)  # before the model is shared: token-by-token generation reads weights faster
     from transformers import AutoTokenizer
 
     tokenizer = SafeTokenizer(AutoTokenizer.from_pretrained(str(tok_folder), local_files_only=True),

@@ -212,7 +212,7 @@ def test_kv_cache_bytes_match_a_real_cache():
 
 @pytest.fixture
 def at():
-    return AppTest.from_file(str(ROOT / "pages/attention_lab.py"), default_timeout=120).run()
+    return AppTest.from_file(str(ROOT / "labs/attention_lab.py"), default_timeout=120).run()
 
 
 def figures(at):

@@ -4,7 +4,7 @@ from streamlit.testing.v1 import AppTest
 
 from tests.conftest import ROOT
 
-PAGE = str(ROOT / "pages/generation_lab.py")
+PAGE = str(ROOT / "labs/generation_lab.py")
 
 
 @pytest.fixture

@@ -133,7 +133,7 @@ def test_bad_inputs_are_explained():
 
 @pytest.fixture
 def at():
-    return AppTest.from_file(str(ROOT / "pages/positional_lab.py"), default_timeout=120).run()
+    return AppTest.from_file(str(ROOT / "labs/positional_lab.py"), default_timeout=120).run()
 
 
 def figures(at):

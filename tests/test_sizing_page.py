@@ -9,7 +9,7 @@ from explorer.presets import REAL_MODELS
 from explorer.sizing import count_params
 from tests.conftest import ROOT
 
-PAGE = str(ROOT / "pages/sizing_lab.py")
+PAGE = str(ROOT / "labs/sizing_lab.py")
 
 
 def _total(at) -> int:

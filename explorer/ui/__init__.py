@@ -1,1 +1,1 @@
-"""Streamlit glue: the only place besides pages/ that imports streamlit."""
+"""Streamlit glue: the only place besides labs/ that imports streamlit."""

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -28,11 +29,13 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="session")
-def app_url():
+@contextmanager
+def _serve(log_name: str):
+    """A Streamlit server for app.py on a free localhost port, stopped on exit."""
     port = _free_port()
     env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
-    log = open(ARTIFACTS.joinpath("server.log") if ARTIFACTS.mkdir(exist_ok=True) is None else os.devnull, "w")
+    ARTIFACTS.mkdir(exist_ok=True)
+    log = open(ARTIFACTS / log_name, "w")
     proc = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port), "--server.headless",
          "true", "--server.address", "127.0.0.1"],
@@ -40,23 +43,37 @@ def app_url():
     )
     url = f"http://127.0.0.1:{port}"
     deadline = time.time() + 90
-    while True:
-        try:
-            if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).status == 200:
-                break
-        except OSError:
-            pass
-        if proc.poll() is not None or time.time() > deadline:
-            proc.kill()
-            raise RuntimeError(f"streamlit did not start; see {ARTIFACTS / 'server.log'}")
-        time.sleep(0.5)
-    yield url
-    proc.terminate()
     try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-    log.close()
+        while True:
+            try:
+                if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).status == 200:
+                    break
+            except OSError:
+                pass
+            if proc.poll() is not None or time.time() > deadline:
+                raise RuntimeError(f"streamlit did not start; see {ARTIFACTS / log_name}")
+            time.sleep(0.5)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+
+
+@pytest.fixture(scope="session")
+def app_url():
+    with _serve("server.log") as url:
+        yield url
+
+
+@pytest.fixture
+def fresh_app_url():
+    """A server nobody has visited yet: the first request decides how Streamlit routes, so some tests need one."""
+    with _serve("fresh-server.log") as url:
+        yield url
 
 
 @pytest.fixture(scope="session")
@@ -106,7 +123,7 @@ def open_lab(page: Page, app_url: str, name: str) -> None:
     """Open a lab through the router, by its page file's name ('attention_lab') or its URL path ('attention')."""
     from explorer.ui.nav import LABS
 
-    lab = next(lab for lab in LABS if name in (lab.url_path, lab.path.removeprefix("pages/").removesuffix(".py")))
+    lab = next(lab for lab in LABS if name in (lab.url_path, lab.path.removeprefix("labs/").removesuffix(".py")))
     page.goto(f"{app_url}/{lab.url_path}")
     wait_for_app(page)
 

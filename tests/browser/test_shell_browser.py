@@ -17,5 +17,16 @@ def test_home_page_renders(page, app_url):
 
 @pytest.mark.parametrize("lab", available_labs(), ids=lambda lab: lab.path)
 def test_every_lab_opens(page, app_url, lab):
-    open_lab(page, app_url, lab.path.removeprefix("pages/").removesuffix(".py"))
+    open_lab(page, app_url, lab.path.removeprefix("labs/").removesuffix(".py"))
     assert page.locator("h1").first.inner_text().strip()
+
+
+def test_a_lab_address_opened_first_goes_through_the_router(page, fresh_app_url):
+    """A student following a link to a lab on a server nobody has visited gets the whole app around it."""
+    lab = available_labs()[0]
+    page.goto(f"{fresh_app_url}/{lab.url_path}")
+    wait_for_app(page)
+    assert page.locator("h1").first.inner_text().strip() == lab.title
+    nav = page.locator('[data-testid="stSidebarNav"]')
+    assert nav.get_by_text("Home").count() >= 1 and nav.get_by_text(lab.title).count() >= 1
+    assert page.get_by_text("Page not found").count() == 0
