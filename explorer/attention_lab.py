@@ -19,6 +19,7 @@ from .attention import additive_mask, attention, build_mask, repeat_kv
 from .config import ModelConfig
 from .model import Attention
 from .positional import sinusoidal
+from .sampling import entropy_bits
 from .tokenizer import MAX_LAB_TOKENS, Tokens
 
 MASK_CHOICES = ("none", "causal", "padding", "sliding_window", "prefix")
@@ -241,11 +242,6 @@ def run_attention(tokens: Tokens, settings: AttentionSettings) -> AttentionLabRe
         weights=np_(res.pattern[0]), Z=np_(z), concat=np_(concat), output=np_(output),
         head_outputs=np_(head_outputs),
     )
-
-
-def entropy_bits(weights: torch.Tensor) -> torch.Tensor:
-    """Entropy of each row of attention weights, in bits (0 * log 0 = 0 for masked keys)."""
-    return -(torch.special.xlogy(weights, weights).sum(-1)) / math.log(2)
 
 
 @lru_cache(maxsize=4)

@@ -92,7 +92,7 @@ def attention_entropy(patterns: torch.Tensor, causal: bool) -> Entropy:
     is left out of the average."""
     p = patterns.double()
     T, S = p.shape[-2:]
-    ent = -(p * torch.where(p > 0, p.log(), torch.zeros_like(p))).sum(-1)  # (L, H, T)
+    ent = torch.special.entr(p).sum(-1)  # (L, H, T) in nats; entr(0) = 0 for masked keys
     visible = torch.arange(S - T + 1, S + 1, dtype=torch.float64) if causal else torch.full((T,), float(S),
                                                                                           dtype=torch.float64)
     rows = visible > 1  # (T,)
