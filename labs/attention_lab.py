@@ -9,7 +9,7 @@ from explorer.attention_lab import (
     attention_params, divisors, layer_sharpness, resolve, run_attention, sqrt_dk_study,
 )
 from explorer.tokenizer import MAX_LAB_TOKENS, Tokens
-from explorer.ui.common import page_header
+from explorer.ui.common import chart, page_header
 from explorer.ui.sentence import sentence_input
 from explorer.viz.attention import (
     MAX_SHOWN_COLS, head_grid, matrix_figure, params_figure, sqrt_dk_figure, vectors_grid,
@@ -30,10 +30,6 @@ def study(tokens: Tokens, settings: AttentionSettings):
 @st.cache_data(max_entries=64, show_spinner=False)
 def params(d_model: int, n_head: int, n_kv_head: int):
     return attention_params(d_model, n_head, n_kv_head)
-
-
-def chart(fig, key: str) -> None:
-    st.plotly_chart(fig, width="stretch", key=key, config={"displaylogo": False})
 
 
 page_header(

@@ -5,7 +5,7 @@ import streamlit as st
 
 from explorer.generation import FINISH_REASONS, generate, prepare_prompt, replay_speed
 from explorer.sampling import MAX_NEW_TOKENS, SamplingSettings
-from explorer.ui.common import page_header, report_invalid
+from explorer.ui.common import chart, page_header, report_invalid
 from explorer.ui.generation_lab import MODEL_CHOICES, MODEL_LABELS, get_generator_model, lab_state
 from explorer.viz.generation import (attention_over_context, candidate_bars, entropy_line, quoted, speed_chart,
                                      timeline)
@@ -16,10 +16,6 @@ DEFAULT_PROMPT = "What is the capital of France?"
 
 def code(label: str) -> str:
     return label.replace("`", "ˋ")  # a backtick would end the code span
-
-
-def chart(fig, key: str) -> None:
-    st.plotly_chart(fig, width="stretch", key=key, config={"displaylogo": False})
 
 
 page_header(

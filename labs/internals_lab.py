@@ -4,7 +4,7 @@ import streamlit as st
 from explorer.internals import (
     DEFAULT_COMPARE, MAX_TOKENS, attention_entropy, head_name, head_view_lines, parse_head_name, residual_norms,
 )
-from explorer.ui.common import page_header, report_invalid, show_device
+from explorer.ui.common import chart, page_header, report_invalid, show_device
 from explorer.ui.internals import cached_ablation, cached_analysis, cached_lens
 from explorer.ui.models import get_model, model_picker
 from explorer.viz.internals import (
@@ -17,10 +17,6 @@ DEFAULT_TEXT = {
     "smollm2-135m": "The Eiffel Tower is in the city of",
 }
 FALLBACK_TEXT = "The cat sat on the mat."
-
-
-def chart(fig, key: str, **kwargs):
-    return st.plotly_chart(fig, width="stretch", key=key, config={"displaylogo": False}, **kwargs)
 
 
 page_header(

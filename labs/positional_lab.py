@@ -7,7 +7,7 @@ from explorer.positional_lab import (
     sinusoidal_table,
 )
 from explorer.tokenizer import Tokens
-from explorer.ui.common import page_header
+from explorer.ui.common import chart, page_header
 from explorer.ui.sentence import sentence_input
 from explorer.viz.positional import (
     alibi_figure, encodings_figure, permutation_figure, rope_distance_figure, rope_rotation_figure,
@@ -29,10 +29,6 @@ def patterns_for(positional: str, seed: int, theta: float, tokens: Tokens):
 @st.cache_data(max_entries=64, show_spinner=False)
 def permutation_for(positional: str, seed: int, theta: float, tokens: Tokens, shuffle_seed: int):
     return permutation_experiment(model_for(positional, seed, theta), tokens, shuffle_seed, seed)
-
-
-def chart(fig, key: str) -> None:
-    st.plotly_chart(fig, width="stretch", key=key, config={"displaylogo": False})
 
 
 page_header(

@@ -13,13 +13,9 @@ from explorer.sizing_lab import (DEFAULT_PRESET, EDITABLE_FIELDS, breakdown_rows
                                  config_from_fields, config_from_text, course_table_rows, example_config_json,
                                  per_layer_latex, preset_config, preset_counts_pooler, preset_names, summary,
                                  symbol_values, total_latex)
-from explorer.ui.common import page_header
+from explorer.ui.common import chart, page_header
 from explorer.viz.sizing import (breakdown_sunburst, compare_bars, inference_memory_bars, memory_by_zero_stage,
                                  scaling_curves, tokens_per_parameter)
-
-
-def chart(fig, key: str) -> None:
-    st.plotly_chart(fig, width="stretch", key=key, config={"displaylogo": False})
 
 
 page_header(

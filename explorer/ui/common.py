@@ -23,6 +23,11 @@ def page_header(title: str, intro: str, course_section: str | None = None) -> No
         st.caption(f"Course notes: {course_section}")
 
 
+def chart(fig, key: str, **kwargs):
+    """A plotly figure at full width without the plotly logo; extra arguments (on_select, ...) go to Streamlit."""
+    return st.plotly_chart(fig, width="stretch", key=key, config={"displaylogo": False}, **kwargs)
+
+
 def show_device() -> None:
     st.caption(f"Computing on **{device_label(default_device())}**")
 
