@@ -21,6 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch  # noqa: E402
 
+from explorer.device import keep_freed_memory  # noqa: E402
 from explorer.pretrained import MODEL_NAMES, load_model, package_folder, smollm2_cache  # noqa: E402
 
 TARGET = 1.2
@@ -61,6 +62,7 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=0,
                         help="torch CPU threads for both models (0: torch's default; the app uses 1)")
     args = parser.parse_args()
+    keep_freed_memory()  # as the app does at start (explorer.device.configure_process): measured with it
     if args.threads:
         torch.set_num_threads(args.threads)
     ok = True

@@ -22,7 +22,7 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 import torch  # noqa: E402
 
-from explorer.device import device_label  # noqa: E402
+from explorer.device import device_label, keep_freed_memory  # noqa: E402
 from explorer.generation import generate  # noqa: E402
 from explorer.pretrained import load_model  # noqa: E402
 from explorer.sampling import SamplingSettings  # noqa: E402
@@ -88,6 +88,7 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default; the app uses 1)")
     args = ap.parse_args()
+    keep_freed_memory()  # as the app does at start (explorer.device.configure_process): measured with it
     if args.threads:
         torch.set_num_threads(args.threads)
 

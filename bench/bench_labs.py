@@ -24,7 +24,9 @@ import torch  # noqa: E402
 from streamlit.logger import get_logger  # noqa: E402
 from streamlit.testing.v1 import AppTest  # noqa: E402
 
-import explorer.ui.common  # noqa: E402,F401  (the pages' torch thread setting, applied before anything runs)
+from explorer.device import configure_process  # noqa: E402
+
+configure_process()  # the app's threads and allocator (app.py), before anything runs
 
 # clearing the caches from outside a script run logs a notice each time
 get_logger("streamlit.runtime.caching.cache_data_api").addFilter(lambda r: "No runtime" not in r.getMessage())
@@ -126,7 +128,7 @@ def summary(name: str, times: tuple[list[float], list[float]], bare: tuple[float
 
 
 def main() -> None:
-    print(f"torch threads: {torch.get_num_threads()} (set by explorer.ui.common), cpus: {os.cpu_count()}")
+    print(f"torch threads: {torch.get_num_threads()} (set by configure_process), cpus: {os.cpu_count()}")
     bare_times(5)  # warm up Streamlit and AppTest
     wall, cpu = bare_times(30)
     bare = (statistics.median(wall), statistics.median(cpu))

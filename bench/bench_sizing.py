@@ -21,6 +21,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import torch  # noqa: E402
 from streamlit.testing.v1 import AppTest  # noqa: E402
 
+from explorer.device import configure_process  # noqa: E402
 from explorer.model import Transformer  # noqa: E402
 from explorer.presets import REAL_MODELS  # noqa: E402
 from explorer.sizing import count_params  # noqa: E402
@@ -53,6 +54,7 @@ def reruns(path: Path, moves) -> list[float]:
 
 
 def main() -> None:
+    configure_process()  # the app's threads and allocator (app.py): the pages are timed as they run there
     for key in ("GPT-2 small", "Llama-3-70B", "GPT-3 175B"):
         cfg = REAL_MODELS[key].cfg
         arithmetic = best_of(lambda: count_params(cfg), 20)

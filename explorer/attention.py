@@ -77,6 +77,44 @@ def repeat_kv(x: torch.Tensor, groups: int) -> torch.Tensor:
     return x.repeat_interleave(groups, dim=1)
 
 
+def attention_scores(
+    q: torch.Tensor, k: torch.Tensor, *, bias: torch.Tensor | None = None, scale: float | None = None
+) -> torch.Tensor:
+    """Q K^T * scale (+ bias), before the mask: (B, n_head, q, k).
+
+    q: (B, n_head, q, d_k); k: (B, n_kv_head, k, d_k) with n_head a multiple of n_kv_head. scale defaults to
+    1 / sqrt(d_k). bias is additive (e.g. ALiBi), broadcastable to the result.
+    """
+    B, nh, n_q, d_k = q.shape
+    n_kv = k.shape[1]
+    if scale is None:
+        scale = 1.0 / math.sqrt(d_k)
+    # GQA / MQA without copying K once per query head (what repeat_kv does): the query heads that share key head g
+    # are stacked as extra query rows of g. Same numbers, one matmul per key head.
+    q_grouped = q.reshape(B, n_kv, (nh // n_kv) * n_q, d_k)  # (B, nkv, groups * q, d)
+    scores = (torch.matmul(q_grouped, k.transpose(-2, -1)) * scale).view(B, nh, n_q, -1)  # (B, nh, q, k)
+    return scores if bias is None else scores + bias
+
+
+def masked_softmax(scores: torch.Tensor, allowed: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """(scores + M, softmax over keys): M is -inf where ``allowed`` (broadcastable to scores) is False.
+
+    A query with no visible key (e.g. every key is padding) would get NaN from softmax; it attends to nothing.
+    """
+    if allowed is None:
+        return scores, torch.softmax(scores, dim=-1)
+    masked = scores.masked_fill(~allowed, float("-inf"))
+    return masked, torch.softmax(masked, dim=-1).nan_to_num(0.0)
+
+
+def weighted_values(pattern: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    """pattern @ V per head: (B, n_head, q, k) and (B, n_kv_head, k, d_v) -> (B, n_head, q, d_v), GQA grouped as
+    in attention_scores."""
+    B, nh, n_q, n_k = pattern.shape
+    n_kv = v.shape[1]
+    return torch.matmul(pattern.reshape(B, n_kv, (nh // n_kv) * n_q, n_k), v).view(B, nh, n_q, -1)
+
+
 def attention(
     q: torch.Tensor,
     k: torch.Tensor,
@@ -86,30 +124,12 @@ def attention(
     bias: torch.Tensor | None = None,
     scale: float | None = None,
 ) -> AttentionResult:
-    """softmax(Q K^T * scale + bias + M) V, explicitly.
+    """softmax(Q K^T * scale + bias + M) V, explicitly: attention_scores, masked_softmax, weighted_values.
 
     q: (B, n_head, q, d_k); k, v: (B, n_kv_head, k, d_k / d_v) with n_head a multiple of n_kv_head.
     allowed: boolean, broadcastable to (B, n_head, q, k). bias: additive, e.g. ALiBi, broadcastable likewise.
     scale defaults to 1 / sqrt(d_k); pass 1.0 to see attention without the scaling.
     """
-    B, nh, n_q, d_k = q.shape
-    n_kv = k.shape[1]
-    groups = nh // n_kv
-    if scale is None:
-        scale = 1.0 / math.sqrt(d_k)
-    # GQA / MQA without copying K and V once per query head (what repeat_kv does): the `groups` query heads that
-    # share key head g are stacked as extra query rows of g. Same numbers, one matmul per key head.
-    q_grouped = q.reshape(B, n_kv, groups * n_q, d_k)  # (B, nkv, groups * q, d)
-    scores = (torch.matmul(q_grouped, k.transpose(-2, -1)) * scale).view(B, nh, n_q, -1)  # (B, nh, q, k)
-    if bias is not None:
-        scores = scores + bias
-    if allowed is None:
-        masked = scores
-    else:
-        masked = scores.masked_fill(~allowed, float("-inf"))
-    pattern = torch.softmax(masked, dim=-1)
-    if allowed is not None:
-        # A query with no visible key (e.g. every key is padding) gets NaN from softmax; it attends to nothing.
-        pattern = pattern.nan_to_num(0.0)
-    z = torch.matmul(pattern.reshape(B, n_kv, groups * n_q, -1), v).view(B, nh, n_q, -1)  # (B, nh, q, dv)
-    return AttentionResult(scores=scores, masked_scores=masked, pattern=pattern, z=z)
+    scores = attention_scores(q, k, bias=bias, scale=scale)
+    masked, pattern = masked_softmax(scores, allowed)
+    return AttentionResult(scores=scores, masked_scores=masked, pattern=pattern, z=weighted_values(pattern, v))

@@ -137,13 +137,18 @@ def token_vectors(toy_ids, d_model: int, seed: int) -> torch.Tensor:
     return torch.stack(rows)  # (T, d_model)
 
 
-@lru_cache(maxsize=8)
 def _square_weights(d_model: int, seed: int) -> tuple[torch.Tensor, ...]:
-    """Four d_model x d_model matrices N(0, 1/d_model), one per projection. Read-only: they are shared.
+    """Four d_model x d_model matrices N(0, 1/d_model), one per projection, for this caller alone.
 
     They depend on d_model and the seed only, so changing n_head or n_kv_head splits the same weights into
-    other heads (and reuses them instead of drawing a million random numbers again).
+    other heads. The draw is cached (every session of the app shares it) and each caller gets a copy, which costs
+    a few percent of drawing them again: what one session does to its layer never reaches another's.
     """
+    return tuple(w.clone() for w in _drawn_square_weights(d_model, seed))
+
+
+@lru_cache(maxsize=8)
+def _drawn_square_weights(d_model: int, seed: int) -> tuple[torch.Tensor, ...]:
     gen = torch.Generator().manual_seed(seed)
     return tuple(torch.randn(d_model, d_model, generator=gen) / math.sqrt(d_model) for _ in range(4))
 
@@ -153,6 +158,7 @@ def build_layer(cfg: ModelConfig, seed: int) -> Attention:
 
     GPT-2's N(0, 0.02) initialisation would make every score nearly 0 and every head uniform, which shows
     nothing; with 1/d_in the entries of Q and K have variance about 1, as in a trained model's typical range.
+    The layer and its weights belong to the caller alone.
     """
     with torch.device("meta"):  # shapes only: the weights are assigned below
         layer = Attention(cfg)
@@ -244,9 +250,13 @@ def run_attention(tokens: Tokens, settings: AttentionSettings) -> AttentionLabRe
     )
 
 
-@lru_cache(maxsize=4)
 def _study_weights(d_model: int, seed: int, d_k: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """HEADS_PER_DK random W^Q and W^K of width d_k, N(0, 1/d_model). Read-only: they are shared."""
+    """HEADS_PER_DK random W^Q and W^K of width d_k, N(0, 1/d_model): a copy of the shared cached draw."""
+    return tuple(w.clone() for w in _drawn_study_weights(d_model, seed, d_k))
+
+
+@lru_cache(maxsize=4)
+def _drawn_study_weights(d_model: int, seed: int, d_k: int) -> tuple[torch.Tensor, torch.Tensor]:
     gen = torch.Generator().manual_seed(seed + 1)
     return tuple(torch.randn(HEADS_PER_DK, d_model, d_k, generator=gen) / math.sqrt(d_model) for _ in range(2))
 

@@ -8,7 +8,11 @@ distribution, one token is picked and appended, and the loop starts again.
 chosen token and its probability, the top candidates, the entropy, the step's time and, when asked, the newest
 token's attention over the context. Stop consuming it and generation stops. With ``use_cache=True`` the keys and
 values of past tokens are kept in an ``explorer.model.KVCache`` so each step only runs the newest token through
-the model; without it every step re-reads the whole text.
+the model; without it every step re-reads the whole text. A long text is read in chunks of
+``limits.PREFILL_CHUNK_TOKENS`` through the cache, so explicit attention never holds (heads x T x T) scores at once.
+
+A run is stepped by one thread at a time (a lock), and ``close()`` may come from any thread: a script run that
+Streamlit superseded can still be inside a step when the next one starts a new run.
 
 Everything per run (KV cache, random generator, token lists) lives in the Generation, never on the model, so one
 shared model serves many concurrent generations.
@@ -17,12 +21,15 @@ from __future__ import annotations
 
 import dataclasses
 import secrets
+import threading
 import time
 from dataclasses import dataclass
 from typing import Iterator, Protocol, Sequence
 
 import torch
 
+from . import limits
+from .config import ModelConfig
 from .model import KVCache, RunContext, Transformer, decode_layout_  # noqa: F401 (re-exported)
 from .sampling import SamplingSettings, entropy_bits
 from .token_labels import piece_labels, sequence_labels
@@ -83,17 +90,28 @@ class Step:
     model_entropy: float  # bits, of the model's own distribution
     seconds: float  # wall time of the step: forward pass, processing and the pick
     tokens_read: int  # tokens run through the model this step (the prompt, 1 with a KV cache, or everything)
-    attention: torch.Tensor | None  # (n_layer, n_head, position): the query at position-1 over the context
+    # (n_layer, n_head, position) in float16: the query at position-1 over the context. A run keeps one per step,
+    # n_layer x n_head x (prompt + generated) numbers each, so half precision halves a session's largest part;
+    # its relative rounding (2^-11) is far below what a heatmap colour or a 3-decimal hover can show.
+    attention_rows: torch.Tensor | None
     finish: str | None  # on the last step: a key of FINISH_REASONS
 
     @property
     def is_eos(self) -> bool:
         return self.finish == "eos"
 
+    @property
+    def attention(self) -> torch.Tensor | None:
+        """(n_layer, n_head, position) float32 attention weights of the query that picked this token."""
+        return None if self.attention_rows is None else self.attention_rows.float()
 
-def prepare_prompt(tokenizer: Tokenizer, prompt: str | Sequence[int], max_seq_len: int, *, chat: bool = False) -> Prompt:
+
+def prepare_prompt(tokenizer: Tokenizer, prompt: str | Sequence[int], max_seq_len: int, *, chat: bool = False,
+                   max_prompt_tokens: int | None = limits.GENERATION_MAX_PROMPT_TOKENS) -> Prompt:
     """Tokenize and check a prompt. Plain mode continues the text as it is; chat mode wraps it in the model's chat
-    template (the format an instruction-tuned model was fine-tuned on) and asks for the assistant's answer."""
+    template (the format an instruction-tuned model was fine-tuned on) and asks for the assistant's answer.
+
+    A prompt longer than ``max_prompt_tokens`` is refused with a sentence (None: only the context bounds it)."""
     if isinstance(prompt, str):
         if not prompt.strip():
             raise ValueError("Type a prompt first: the model needs at least one token to continue.")
@@ -110,6 +128,8 @@ def prepare_prompt(tokenizer: Tokenizer, prompt: str | Sequence[int], max_seq_le
         ids = [int(i) for i in prompt]
         if not ids:
             raise ValueError("The prompt needs at least one token.")
+    if max_prompt_tokens is not None and len(ids) > max_prompt_tokens:
+        raise ValueError(limits.prompt_too_long(len(ids), max_prompt_tokens))
     if len(ids) >= max_seq_len:
         raise ValueError(
             f"The prompt is {len(ids)} tokens long but this model reads at most {max_seq_len} tokens, so there is no "
@@ -121,29 +141,58 @@ def prepare_prompt(tokenizer: Tokenizer, prompt: str | Sequence[int], max_seq_le
 class Generation:
     """An iterator of Steps for one run. Owns its KV cache and its random generator; nothing is shared.
 
-    ``settings.seed`` is filled in when it was None, so every run can be repeated exactly.
+    ``settings.seed`` is filled in when it was None, so every run can be repeated exactly. One thread computes a
+    step at a time (a second caller of ``next`` waits for the step in progress, then gets the following one);
+    ``close()`` is safe from any thread at any moment.
     """
 
     def __init__(self, model: Transformer, tokenizer: Tokenizer, prompt: Prompt, settings: SamplingSettings, *,
-                 use_cache: bool, attention: bool, n_candidates: int, stop_ids: Sequence[int]):
+                 use_cache: bool, attention: bool, n_candidates: int, stop_ids: Sequence[int],
+                 prefill_chunk: int = limits.PREFILL_CHUNK_TOKENS):
         self.model, self.tokenizer, self.prompt = model, tokenizer, prompt
         if settings.seed is None and not settings.greedy:
             settings = dataclasses.replace(settings, seed=secrets.randbits(62))
         self.settings = settings
         self.use_cache, self.attention, self.n_candidates = use_cache, attention, n_candidates
+        self.prefill_chunk = prefill_chunk
         self.stop_ids = frozenset(int(i) for i in stop_ids)
         self.steps: list[Step] = []
         self.finish: str | None = None
         self._iter = self._run()
+        self._lock = threading.Lock()  # held while a step is computed
+        self._closed = threading.Event()
 
     def __iter__(self) -> "Generation":
         return self
 
     def __next__(self) -> Step:
-        return next(self._iter)
+        with self._lock:
+            if self._closed.is_set():
+                self._iter.close()  # nobody else is inside it: we hold the lock
+                raise StopIteration
+            return next(self._iter)
 
     def close(self) -> None:
-        self._iter.close()
+        """Stop the run: no step starts after this. Safe from any thread, even while another one is computing a
+        step (that step finishes and is kept; a generator cannot be closed while it runs)."""
+        self._closed.set()
+        if self._lock.acquire(blocking=False):
+            try:
+                self._iter.close()
+            finally:
+                self._lock.release()
+
+    @property
+    def closed(self) -> bool:
+        return self._closed.is_set()
+
+    def settle(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` seconds for a step in progress (in another thread) to finish, so that ``steps``
+        can be read as a whole. True when no step is being computed."""
+        if not self._lock.acquire(timeout=timeout):
+            return False
+        self._lock.release()
+        return True
 
     @property
     def token_ids(self) -> list[int]:
@@ -179,7 +228,8 @@ class Generation:
         for index in range(self.settings.max_new_tokens):
             start = time.perf_counter()
             with torch.inference_mode():
-                logits, attn = _forward_last(model, fresh if cache is not None else ids, cache, self.attention)
+                logits, attn = _forward_last(model, fresh if cache is not None else ids, cache, self.attention,
+                                             chunk=self.prefill_chunk)
                 step_ids, probs, model_probs = self._pick(logits, ids, rng)
             token = int(step_ids)
             seconds = time.perf_counter() - start
@@ -211,7 +261,7 @@ class Generation:
                 candidates=self._candidates(probs, model_probs, token), n_kept=int((probs > 0).sum()),
                 entropy=float(entropy_bits(probs)) if probs is not model_probs else model_entropy,
                 model_entropy=model_entropy,
-                seconds=seconds, tokens_read=tokens_read, attention=attn, finish=finish,
+                seconds=seconds, tokens_read=tokens_read, attention_rows=attn, finish=finish,
             )
             self.steps.append(step)
             if finish is not None:
@@ -246,8 +296,8 @@ class Generation:
 
 
 class _LastRowContext(RunContext):
-    """A RunContext that keeps, of every attention pattern, only the last query's row: a long prompt never holds
-    all layers' full (T, T) matrices at once."""
+    """A RunContext that keeps, of every attention pattern, only the last query's row, as a float16 copy: a view
+    would keep each layer's whole (n_head, T, S) pattern alive until the step ends."""
 
     def __init__(self, record: bool, **kw):
         super().__init__(**kw)
@@ -257,25 +307,44 @@ class _LastRowContext(RunContext):
     def __call__(self, name: str, x: torch.Tensor) -> torch.Tensor:
         x = super().__call__(name, x)
         if self.record and name.endswith(".attn.pattern"):
-            self.rows.append(x[0, :, -1, :].float().cpu())  # (n_head, S)
+            self.rows.append(x[0, :, -1, :].to("cpu", torch.float16, copy=True))  # (n_head, S)
         return x
 
 
-def _forward_last(model: Transformer, tokens: torch.Tensor, cache: KVCache | None, attention: bool):
+def prefill_chunks(cfg: ModelConfig, n_tokens: int, chunk: int) -> list[int]:
+    """Sizes of the pieces a text of ``n_tokens`` is read in, through a KV cache. Reading a piece after the
+    earlier ones equals reading everything at once as long as no query needs a key that comes later: true for
+    causal and sliding-window masks; a prefix-LM's prefix must sit in the first piece; a bidirectional mask
+    cannot be split."""
+    if cfg.mask == "bidirectional" or n_tokens <= chunk:
+        return [n_tokens]
+    first = max(chunk, cfg.prefix_len) if cfg.mask == "prefix" else chunk
+    sizes = [min(first, n_tokens)]
+    while sum(sizes) < n_tokens:
+        sizes.append(min(chunk, n_tokens - sum(sizes)))
+    return sizes
+
+
+def _forward_last(model: Transformer, tokens: torch.Tensor, cache: KVCache | None, attention: bool, *,
+                  chunk: int = limits.PREFILL_CHUNK_TOKENS):
     """Logits for the last position only, (V,), and optionally every layer's attention row of that position,
-    (n_layer, n_head, S). The 'final' hook trims the sequence before the unembedding, so a long prompt does not pay
-    for vocabulary-sized logits it throws away."""
-    if tokens.shape[0] == 1 and not attention:
+    (n_layer, n_head, S) in float16. Without a cache, one lives for this call only: a long text is read in chunks
+    through it either way. Only the last position goes through the unembedding, so a long prompt does not pay for
+    vocabulary-sized logits it throws away."""
+    sizes = prefill_chunks(model.cfg, tokens.shape[0], chunk)
+    if len(sizes) > 1 and cache is None:
+        cache = KVCache(model.cfg.n_layer)
+    pieces = tokens.split(sizes)
+    for piece in pieces[:-1]:
+        model(piece.unsqueeze(0), None, kv_cache=cache, head=False)  # fills the cache; its outputs are not needed
+    last = pieces[-1]
+    if last.shape[0] == 1 and not attention:
         ctx = None  # one token, nothing to record: the plain forward skips every hook call
     else:
-        ctx = _LastRowContext(attention, hooks={"final": _last_position})
-    logits = model(tokens.unsqueeze(0), ctx, kv_cache=cache)  # (1, 1, V)
+        ctx = _LastRowContext(attention)
+    hidden = model(last.unsqueeze(0), ctx, kv_cache=cache, head=False)  # (1, T, d_model) after the final norm
     attn = torch.stack(ctx.rows) if ctx is not None and attention else None  # (n_layer, n_head, S)
-    return logits[0, -1], attn
-
-
-def _last_position(x: torch.Tensor, name: str) -> torch.Tensor:
-    return x[:, -1:]
+    return model.lm_head(hidden[0, -1]), attn  # (V,)
 
 
 def generate(
@@ -289,13 +358,17 @@ def generate(
     attention: bool = False,
     n_candidates: int = 10,
     stop_ids: Sequence[int] | None = None,
+    max_prompt_tokens: int | None = limits.GENERATION_MAX_PROMPT_TOKENS,
+    prefill_chunk: int = limits.PREFILL_CHUNK_TOKENS,
 ) -> Generation:
     """Continue ``prompt`` one token at a time; iterate the result for the Steps.
 
     Checks everything before the first step (raises ValueError with a sentence for the student): the model must
-    be a decoder, the prompt non-empty and shorter than the context, the settings sensible. Generation ends at an
-    end-of-text token (``stop_ids``, by default the tokenizer's EOS), after ``settings.max_new_tokens`` tokens,
-    when the context is full, or as soon as the caller stops iterating.
+    be a decoder, the prompt non-empty, within ``max_prompt_tokens`` (the lab's cap; None lifts it) and shorter
+    than the context, the settings sensible, and a run without the cache within explorer.limits' budget of tokens
+    read. Generation ends at an end-of-text token (``stop_ids``, by default the tokenizer's EOS), after
+    ``settings.max_new_tokens`` tokens, when the context is full, or as soon as the caller stops iterating (or
+    closes the run, from any thread).
     """
     settings = settings or SamplingSettings()
     if not isinstance(settings, SamplingSettings):
@@ -308,14 +381,20 @@ def generate(
         )
     if not isinstance(n_candidates, int) or n_candidates < 1:
         raise ValueError("n_candidates must be a whole number of at least 1.")
+    if not isinstance(prefill_chunk, int) or prefill_chunk < 1:
+        raise ValueError("prefill_chunk must be a whole number of at least 1.")
     if not isinstance(prompt, Prompt):
-        prompt = prepare_prompt(tokenizer, prompt, cfg.max_seq_len, chat=chat)
+        prompt = prepare_prompt(tokenizer, prompt, cfg.max_seq_len, chat=chat, max_prompt_tokens=max_prompt_tokens)
+    elif max_prompt_tokens is not None and len(prompt) > max_prompt_tokens:
+        raise ValueError(limits.prompt_too_long(len(prompt), max_prompt_tokens))
     elif len(prompt) >= cfg.max_seq_len:
         raise ValueError(f"The prompt fills the whole context ({cfg.max_seq_len} tokens); shorten it.")
+    if not use_cache and (too_long := limits.no_cache_too_long(len(prompt), settings.max_new_tokens)):
+        raise ValueError(too_long)
     if stop_ids is None:
         stop_ids = [] if tokenizer.eos_token_id is None else [tokenizer.eos_token_id]
     return Generation(model, tokenizer, prompt, settings, use_cache=use_cache, attention=attention,
-                      n_candidates=n_candidates, stop_ids=stop_ids)
+                      n_candidates=n_candidates, stop_ids=stop_ids, prefill_chunk=prefill_chunk)
 
 
 @dataclass(frozen=True)
@@ -347,6 +426,10 @@ def replay_speed(model: Transformer, prompt_ids: Sequence[int], token_ids: Seque
     """
     if not prompt_ids or not token_ids:
         raise ValueError("There is no finished run to time yet: generate some tokens first.")
+    if (read := limits.tokens_read(len(prompt_ids), len(token_ids), use_cache=use_cache)) > \
+            limits.GENERATION_MAX_TOKENS_READ:
+        raise ValueError(f"This replay would push {read:,} tokens through the model; one run may read at most "
+                         f"{limits.GENERATION_MAX_TOKENS_READ:,}. Time fewer tokens.")
     device = model.device
     seq = torch.tensor(list(prompt_ids) + list(token_ids), dtype=torch.long, device=device)
     n_prompt = len(prompt_ids)

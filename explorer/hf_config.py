@@ -7,6 +7,7 @@ but does not change the parameter count (GPT-NeoX's parallel residual, Gemma's G
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -20,8 +21,32 @@ class HFImport:
     notes: tuple[str, ...] = field(default_factory=tuple)
 
 
+# A real config.json is a few kilobytes (Llama-3's is 1 KB, Phi-3's with its RoPE factor lists 4 KB) and nests
+# three or four levels (rope_scaling, quantization_config). Both limits are checked before json.loads: it
+# recurses once per level and raised RecursionError, with the server's traceback, on a 2 KB file of brackets.
+MAX_CONFIG_BYTES = 256 * 1024
+MAX_CONFIG_DEPTH = 32
+_STRING = re.compile(r'"(?:[^"\\]|\\.)*"?')  # a JSON string, or an unterminated one up to the end
+
+
+def nesting_depth(text: str) -> int:
+    """How deeply [ ] and { } nest in JSON text, ignoring brackets inside strings; linear, never recursive."""
+    depth = deepest = 0
+    for ch in _STRING.sub("", text):
+        if ch in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif ch in "]}":
+            depth -= 1
+    return deepest
+
+
 def parse_config_json(text: str | bytes) -> dict:
     """The dict inside a config.json, or a ValueError that says what is wrong with the text."""
+    size = len(text) if isinstance(text, bytes) else len(text.encode("utf-8", "surrogatepass"))
+    if size > MAX_CONFIG_BYTES:
+        raise ValueError(f"This file is too large for a config.json ({size / 1024:,.0f} KB; a real one is a few "
+                         f"KB, the lab reads up to {MAX_CONFIG_BYTES // 1024} KB).")
     if isinstance(text, bytes):
         try:
             text = text.decode("utf-8")
@@ -29,10 +54,15 @@ def parse_config_json(text: str | bytes) -> dict:
             raise ValueError("The file is not UTF-8 text; a config.json is a small text file.") from None
     if not text or not text.strip():
         raise ValueError("The config is empty: paste the contents of a config.json.")
+    if nesting_depth(text) > MAX_CONFIG_DEPTH:
+        raise ValueError(f"The brackets in this text are nested more than {MAX_CONFIG_DEPTH} levels deep; a "
+                         "config.json nests a few levels, so this is not one.")
     try:
         data = json.loads(text)
     except json.JSONDecodeError as err:
         raise ValueError(f"This is not valid JSON: {err.msg} at line {err.lineno}, column {err.colno}.") from None
+    except ValueError:  # Python refuses integers of more than 4,300 digits
+        raise ValueError("This JSON holds a number far too long for any config.json field.") from None
     if not isinstance(data, dict):
         raise ValueError("A config.json holds one JSON object ({ ... }), not a list or a single value.")
     return data

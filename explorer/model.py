@@ -16,7 +16,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .attention import attention, build_mask, padding_allowed
+from .attention import attention_scores, build_mask, masked_softmax, padding_allowed, weighted_values
 from .config import ModelConfig
 from .positional import alibi_bias, apply_rope, rope_cos_sin, sinusoidal
 
@@ -24,6 +24,9 @@ from .positional import alibi_bias, apply_rope, rope_cos_sin, sinusoidal
 # nh = n_head, nkv = n_kv_head, dh = d_head. "{i}" is a block index. An encoder-decoder has its encoder under the
 # prefix "encoder." (encoder.embed.*, encoder.blocks.{i}.*, encoder.final); its decoder uses the plain names and
 # adds the cross_attn entries and resid_cross.
+# Every name can be replaced by a hook (run_with_hooks), and the rest of the forward uses the replacement. With a
+# KV cache the cache keeps the model's own keys and values; the k / v hooks see the whole context at every step, so
+# a hook acts the same with or without the cache and is never applied twice to a cached position.
 HOOK_NAMES: dict[str, str] = {
     "embed.tok": "(B, T, d_model) token embeddings (times sqrt(d_model) when embed_scale)",
     "embed.pos": "(T, d_model) positional vectors added to the embeddings (zeros for rope / alibi / none)",
@@ -32,8 +35,8 @@ HOOK_NAMES: dict[str, str] = {
     "blocks.{i}.resid_pre": "(B, T, d_model) residual stream entering block i",
     "blocks.{i}.attn.q": "(B, nh, T, dh) queries (after RoPE when positional='rope')",
     "blocks.{i}.attn.k": "(B, nkv, S, dh) keys (after RoPE), the whole context when a KV cache is used",
-    "blocks.{i}.attn.v": "(B, nkv, S, dh) values",
-    "blocks.{i}.attn.scores": "(B, nh, T, S) Q K^T / sqrt(dh) (+ ALiBi bias), before the mask",
+    "blocks.{i}.attn.v": "(B, nkv, S, dh) values, the whole context when a KV cache is used",
+    "blocks.{i}.attn.scores": "(B, nh, T, S) Q K^T / sqrt(dh) (+ ALiBi bias), before the mask (applied after)",
     "blocks.{i}.attn.pattern": "(B, nh, T, S) attention weights after the mask and softmax",
     "blocks.{i}.attn.z": "(B, nh, T, dh) per-head outputs, pattern @ V",
     "blocks.{i}.attn.out": "(B, T, d_model) concat(heads) @ W_O",
@@ -70,10 +73,20 @@ class RunContext:
         if fn is not None:
             replaced = fn(x, name)
             if replaced is not None:
-                x = replaced
+                x = _checked_replacement(name, x, replaced)
         if self.keep is not None and self.keep(name):
             self.cache[name] = x.detach()
         return x
+
+
+def _checked_replacement(name: str, x: torch.Tensor, replaced) -> torch.Tensor:
+    # A wrong shape would often broadcast silently (a (T, d) tensor for a (B, T, d) one) and give wrong numbers.
+    if not isinstance(replaced, torch.Tensor):
+        raise TypeError(f"The hook on {name} returned {type(replaced).__name__}; return a tensor or None.")
+    if replaced.shape != x.shape:
+        raise ValueError(f"The hook on {name} returned shape {tuple(replaced.shape)}; it must keep the shape "
+                         f"{tuple(x.shape)} (see explorer.model.HOOK_NAMES).")
+    return replaced
 
 
 def _hook(ctx: RunContext | None, name: str, x: torch.Tensor) -> torch.Tensor:
@@ -188,13 +201,11 @@ class Attention(nn.Module):
             if cfg.positional == "alibi":
                 bias = alibi_bias(cfg.n_head, T, S, q_offset=pos.start, symmetric=(mask_kind or cfg.mask) ==
                                   "bidirectional", device=x.device).to(q.dtype)
-        res = attention(q, k, v, allowed, bias=bias)
-        _hook(ctx, f"{prefix}.scores", res.scores)
-        pattern = _hook(ctx, f"{prefix}.pattern", res.pattern)
-        z = res.z
-        if ctx is not None and ctx.hooks.get(f"{prefix}.pattern") is not None:
-            z = torch.matmul(pattern, v.repeat_interleave(cfg.kv_groups, dim=1))  # a hook replaced the weights
-        z = _hook(ctx, f"{prefix}.z", z)  # (B, nh, T, dh)
+        # Each step starts from the hooked result of the one before: a replaced score matrix is masked and
+        # softmaxed like the model's own, a replaced pattern weighs the values.
+        scores = _hook(ctx, f"{prefix}.scores", attention_scores(q, k, bias=bias))  # (B, nh, T, S)
+        pattern = _hook(ctx, f"{prefix}.pattern", masked_softmax(scores, allowed)[1])
+        z = _hook(ctx, f"{prefix}.z", weighted_values(pattern, v))  # (B, nh, T, dh)
         out = self.W_o(z.transpose(1, 2).reshape(B, T, cfg.n_head * cfg.d_head))  # (B, T, d_model)
         return _hook(ctx, f"{prefix}.out", out)
 
@@ -355,17 +366,43 @@ class Transformer(nn.Module):
         if cfg.arch == "encoder-decoder":
             self.encoder.embed.tok = self.stack.embed.tok  # one table for source and target, as in the paper
         self.lm_head = nn.Linear(cfg.d_model, cfg.vocab_size, bias=False)
-        if cfg.tie_embeddings:
-            self.lm_head.weight = self.stack.embed.tok.weight
+        self._tie_weights()
         self.apply(self._init_weights)
 
+    @classmethod
+    def from_seed(cls, cfg: ModelConfig, seed: int) -> "Transformer":
+        """Transformer(cfg) on the CPU with its initial weights drawn from a generator of its own: the same
+        weights for the same seed, and torch's global random state is neither read nor changed. Seeding the
+        global generator (even inside fork_rng) would swap it under any other thread drawing from it meanwhile.
+        """
+        with torch.device("meta"):
+            model = cls(cfg)  # shapes only: nothing is drawn
+        model.to_empty(device="cpu")
+        model._tie_weights()  # to_empty gives each module its own copy of a shared parameter
+        generator = torch.Generator().manual_seed(seed)
+        with torch.no_grad():
+            model.apply(lambda module: cls._init_weights(module, generator))
+        return model
+
+    def _tie_weights(self) -> None:
+        if self.cfg.tie_embeddings:
+            self.lm_head.weight = self.stack.embed.tok.weight
+
     @staticmethod
-    def _init_weights(module: nn.Module) -> None:
-        # GPT-2's initialisation: N(0, 0.02) for every matrix and embedding, zero biases.
+    def _init_weights(module: nn.Module, generator: torch.Generator | None = None) -> None:
+        # GPT-2's initialisation: N(0, 0.02) for every matrix and embedding, zero biases; norms start as the
+        # identity. Every parameter and buffer is set here: from_seed starts from uninitialised memory.
         if isinstance(module, (nn.Linear, nn.Embedding)):
-            nn.init.normal_(module.weight, std=0.02)
+            nn.init.normal_(module.weight, std=0.02, generator=generator)
             if isinstance(module, nn.Linear) and module.bias is not None:
                 nn.init.zeros_(module.bias)
+        elif isinstance(module, (nn.LayerNorm, RMSNorm)):
+            nn.init.ones_(module.weight)
+            if getattr(module, "bias", None) is not None:
+                nn.init.zeros_(module.bias)
+        elif isinstance(module, Embedding) and module.cfg.positional == "sinusoidal":
+            with torch.no_grad():
+                module.pos_table.copy_(sinusoidal(module.cfg.max_seq_len, module.cfg.d_model))
 
     @property
     def device(self) -> torch.device:

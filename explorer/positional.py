@@ -46,8 +46,9 @@ def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.T
 
 
 def alibi_slopes(n_head: int) -> torch.Tensor:
-    """Head slopes of ALiBi: a geometric sequence starting at 2^(-8/n); for a head count that is not a power of
-    two, the paper interleaves the slopes of the next power of two."""
+    """Head slopes of ALiBi (Press et al. 2022, their reference get_slopes). For n a power of two, m_h = 2^(-8h/n),
+    a geometric sequence; otherwise the slopes of the largest power of two p below n, followed by every other
+    slope of 2p heads, so the formula 2^(-8h/n) no longer holds (explorer.positional_facts.alibi_rule says it)."""
     def power_of_two(n: int) -> list[float]:
         start = 2 ** (-8 / n)
         return [start ** (i + 1) for i in range(n)]

@@ -19,6 +19,7 @@ from .attention_lab import token_vectors
 from .config import ModelConfig
 from .model import Transformer
 from .positional import alibi_bias, alibi_slopes, apply_rope, rope_cos_sin, rope_inv_freq, sinusoidal
+from .positional_facts import GPT2_POSITION_INIT_STD
 from .tokenizer import MAX_LAB_TOKENS, Tokens
 
 ENCODINGS = ("sinusoidal", "learned", "rope", "alibi", "none")
@@ -48,12 +49,13 @@ def sinusoidal_table(n_pos: int, d_model: int) -> np.ndarray:
 
 
 def learned_table(n_pos: int, d_model: int, seed: int = 0) -> np.ndarray:
-    """(n_pos, d_model): a learned position embedding before training, with GPT-2's N(0, 0.02) initialisation
-    (what explorer.model.Transformer starts from). Training is what would give it structure."""
+    """(n_pos, d_model): a learned position embedding before training, drawn as GPT-2 drew its position table:
+    normal with σ = 0.01 (its token table used σ = 0.02; see explorer.positional_facts for the sources). Training
+    is what would give it structure."""
     _check_range("number of positions", n_pos, 1, MAX_POSITIONS)
     _check_range("d_model", d_model, 2, 512)
     gen = torch.Generator().manual_seed(seed)
-    return (torch.randn(n_pos, d_model, generator=gen) * 0.02).numpy()
+    return (torch.randn(n_pos, d_model, generator=gen) * GPT2_POSITION_INIT_STD).numpy()
 
 
 def cosine_similarity(table: np.ndarray) -> np.ndarray:
@@ -152,8 +154,9 @@ def encoding_model(positional: str, seed: int = 0, theta: float = 10_000.0) -> T
 
     Linear weights N(0, 1/fan_in) instead of GPT-2's N(0, 0.02), which would make every head uniform; a learned
     position table N(0, 1/2), the average square of a sinusoidal entry, so both add as much to each token.
+    The lab shares the model between sessions (st.cache_resource): it is only ever run, never written to.
     """
-    model = Transformer(encoding_config(positional, theta)).eval()
+    model = Transformer.from_seed(encoding_config(positional, theta), seed).eval().requires_grad_(False)
     for name, param in model.named_parameters():
         gen = torch.Generator().manual_seed(seed * 1_000_003 + zlib.crc32(name.encode()))
         if name.endswith("embed.pos.weight"):

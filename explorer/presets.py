@@ -6,12 +6,13 @@ model card gives; ``why`` says why the exact count differs from it.
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from functools import cached_property
 
-from .config import ModelConfig
+from .config import PRESETS, ModelConfig
 from .hf_config import import_hf_config
-from .sizing import ParamBreakdown, count_params
+from .sizing import ParamBreakdown, count_params, human_count
 
 
 @dataclass(frozen=True)
@@ -62,15 +63,76 @@ def _bert(n_layer, d, n_head, d_ff) -> dict:
             "intermediate_size": d_ff, "vocab_size": 30522, "max_position_embeddings": 512, "type_vocab_size": 2}
 
 
-# The GPT-2 paper's sizes equal the count with GPT-1's 40,478-token vocabulary instead of GPT-2's 50,257: the
-# gap is 9,779 x d_model every time (see gpt2_paper_vocab_check).
-_GPT2_WHY = ("The GPT-2 paper's figure matches a count made with GPT-1's 40,478-token vocabulary: GPT-2's 50,257 "
-             "tokens add 9,779 x d_model more. OpenAI's own repository later renamed the checkpoint to the exact "
-             "size.")
+# The GPT-2 paper's sizes equal the count with GPT-1's vocabulary instead of GPT-2's: the gap is the difference
+# times d_model every time (see gpt2_paper_vocab_check).
+_GPT1_VOCAB, _GPT2_VOCAB = 40478, 50257
+_GPT2_WHY = (f"The GPT-2 paper's figure matches a count made with GPT-1's {_GPT1_VOCAB:,}-token vocabulary: GPT-2's "
+             f"{_GPT2_VOCAB:,} tokens add {_GPT2_VOCAB - _GPT1_VOCAB:,} x d_model more. OpenAI's own repository later "
+             "renamed the checkpoint to the exact size.")
 _GPT3_SRC = "Brown et al. 2020, Table 2.1"
 _GPT3_WHY = "Rounded in the paper; the count assumes GPT-2's layout (tied head, 2048 learned positions)."
 _LLAMA_WHY = ("The name rounds the size; the paper's Table 2 gives {0}. The untied output layer (V x d) is "
               "counted: LLaMA does not share it with the embedding.")
+_LLAMA_65B = _llama(80, 8192, 64, 22016)
+_LLAMA2_7B = _llama(32, 4096, 32, 11008, ctx=4096, eps=1e-5)
+_LLAMA2_70B = _llama(80, 8192, 64, 28672, kv=8, ctx=4096, eps=1e-5)
+_LLAMA3_8B = _llama(32, 4096, 32, 14336, kv=8, vocab=128256, ctx=8192, theta=500000.0, eps=1e-5)
+_LLAMA3_70B = _llama(80, 8192, 64, 28672, kv=8, vocab=128256, ctx=8192, theta=500000.0, eps=1e-5)
+_QWEN_1_8B = {"model_type": "qwen", "num_hidden_layers": 24, "hidden_size": 2048, "num_attention_heads": 16,
+              "kv_channels": 128, "intermediate_size": 11008, "vocab_size": 151936, "seq_length": 8192,
+              "no_bias": True, "tie_word_embeddings": False}
+_SMOLLM2 = _llama(30, 576, 9, 1536, kv=3, vocab=49152, ctx=8192, theta=100000.0, eps=1e-5, tied=True)
+_MINILM = {"model_type": "bert", "num_hidden_layers": 6, "hidden_size": 384, "num_attention_heads": 12,
+           "intermediate_size": 1536, "vocab_size": 30522, "max_position_embeddings": 512, "type_vocab_size": 2}
+_BERT_LARGE = _bert(24, 1024, 16, 4096)
+
+
+def _counted(hf: dict, **heads) -> ParamBreakdown:
+    return count_params(import_hf_config(hf).cfg, **heads)
+
+
+def _vocab_params(b: ParamBreakdown) -> int:
+    return b.token_embedding + b.lm_head
+
+
+def bert_with_pretraining_heads(hf: dict) -> int:
+    """BertForPreTraining: the released BertModel (pooler included), the MLM head, and NSP's d x 2 + 2 classifier."""
+    d = import_hf_config(hf).cfg.d_model
+    return _counted(hf, pooler=True, mlm_head=True).total + 2 * d + 2
+
+
+@dataclass(frozen=True)
+class LayoutChange:
+    """How many parameters a change of layout moves, group by group (after minus before)."""
+
+    before: ModelConfig
+    after: ModelConfig
+    attention: int
+    ffn: int
+    total: int
+
+
+def layout_change(before: ModelConfig, after: ModelConfig) -> LayoutChange:
+    b, a = count_params(before), count_params(after)
+    return LayoutChange(before, after, a.attention - b.attention, a.ffn - b.ffn, a.total - b.total)
+
+
+def _billions(n: float) -> str:
+    # Two decimals: the two changes differ by 3.7B, which one decimal of a 70B model would still show, but the
+    # savings (9.40B) and the addition (13.09B) are quoted to the same precision as the totals they explain.
+    return f"{n / 1e9:.2f}B"
+
+
+def _llama2_70b_why() -> str:
+    """Why Llama-2-70B is bigger than LLaMA-65B although GQA shrinks its attention: every number is counted."""
+    old, new = import_hf_config(_LLAMA_65B).cfg, import_hf_config(_LLAMA2_70B).cfg
+    ch = layout_change(old, new)
+    total_old, total_new = count_params(old).total, count_params(new).total
+    return (f"The name rounds {_billions(total_new)} up. Against LLaMA-65B (same {new.n_layer} layers, d = "
+            f"{new.d_model}), grouped-query attention ({new.n_kv_head} K/V heads for {new.n_head} query heads) makes "
+            f"W_K and W_V {new.n_head // new.n_kv_head} times smaller and saves {_billions(-ch.attention)}, but the "
+            f"wider FFN (d_ff {old.d_ff} → {new.d_ff}) adds {_billions(ch.ffn)}: net +{_billions(ch.total)}, so "
+            f"{_billions(total_old)} becomes {_billions(total_new)}.")
 
 REAL_MODELS: dict[str, RealModel] = {m.key: m for m in (
     RealModel("GPT-1", "GPT", {"model_type": "openai-gpt", "n_layer": 12, "n_embd": 768, "n_head": 12,
@@ -108,8 +170,9 @@ REAL_MODELS: dict[str, RealModel] = {m.key: m for m in (
     RealModel("BERT-base", "BERT", _bert(12, 768, 12, 3072), 110e6, "110M", "Devlin et al. 2019, Section 3",
               "Rounded. Counted as the released checkpoint (BertModel): embeddings, 12 layers and the pooler; the "
               "pre-training heads (MLM, NSP) are extra.", pooler=True, hf_class="AutoModel", train_tokens=3.3e9),
-    RealModel("BERT-large", "BERT", _bert(24, 1024, 16, 4096), 340e6, "340M", "Devlin et al. 2019, Section 3",
-              "The paper rounds generously: even with the pooler, the MLM and the NSP heads BERT-large has 336M.",
+    RealModel("BERT-large", "BERT", _BERT_LARGE, 340e6, "340M", "Devlin et al. 2019, Section 3",
+              "The paper rounds generously: even with the pooler, the MLM and the NSP heads BERT-large has "
+              f"{human_count(bert_with_pretraining_heads(_BERT_LARGE))}.",
               pooler=True, hf_class="AutoModel", train_tokens=3.3e9),
     RealModel("LLaMA-7B", "LLaMA", _llama(32, 4096, 32, 11008), 6.7e9, "6.7B", "Touvron et al. 2023a, Table 2",
               _LLAMA_WHY.format("6.7B"), train_tokens=1.0e12),
@@ -117,40 +180,32 @@ REAL_MODELS: dict[str, RealModel] = {m.key: m for m in (
               _LLAMA_WHY.format("13.0B"), train_tokens=1.0e12),
     RealModel("LLaMA-33B", "LLaMA", _llama(60, 6656, 52, 17920), 32.5e9, "32.5B", "Touvron et al. 2023a, Table 2",
               _LLAMA_WHY.format("32.5B"), train_tokens=1.4e12),
-    RealModel("LLaMA-65B", "LLaMA", _llama(80, 8192, 64, 22016), 65.2e9, "65.2B", "Touvron et al. 2023a, Table 2",
+    RealModel("LLaMA-65B", "LLaMA", _LLAMA_65B, 65.2e9, "65.2B", "Touvron et al. 2023a, Table 2",
               _LLAMA_WHY.format("65.2B"), train_tokens=1.4e12),
-    RealModel("Llama-2-7B", "LLaMA", _llama(32, 4096, 32, 11008, ctx=4096, eps=1e-5), 7e9, "7B",
-              "Touvron et al. 2023b, Table 1",
-              "The name rounds 6.74B up. Same shape as LLaMA-7B; only the context (4096) changed, which RoPE "
+    RealModel("Llama-2-7B", "LLaMA", _LLAMA2_7B, 7e9, "7B", "Touvron et al. 2023b, Table 1",
+              f"The name rounds {_billions(_counted(_LLAMA2_7B).total)} up. Same shape as LLaMA-7B; only the context (4096) changed, which RoPE "
               "does not pay for in parameters.", train_tokens=2.0e12),
-    RealModel("Llama-2-70B", "LLaMA", _llama(80, 8192, 64, 28672, kv=8, ctx=4096, eps=1e-5), 70e9, "70B",
-              "Touvron et al. 2023b, Table 1",
-              "The name rounds 69.0B up. Grouped-query attention (8 K/V heads for 64 query heads) makes W_K and "
-              "W_V 8 times smaller; a wider FFN (28672) buys most of it back.", train_tokens=2.0e12),
-    RealModel("Llama-3-8B", "LLaMA", _llama(32, 4096, 32, 14336, kv=8, vocab=128256, ctx=8192, theta=500000.0,
-                                            eps=1e-5), 8e9, "8B", "Meta 2024, Llama 3 model card",
-              "Rounded. Compared with Llama-2-7B, the 128K vocabulary adds 0.79B in the embedding and the "
-              "untied head.", train_tokens=15e12),
-    RealModel("Llama-3-70B", "LLaMA", _llama(80, 8192, 64, 28672, kv=8, vocab=128256, ctx=8192, theta=500000.0,
-                                             eps=1e-5), 70e9, "70B", "Meta 2024, Llama 3 model card",
-              "Rounded down from 70.6B.", train_tokens=15e12),
-    RealModel("Qwen-1.8B", "Qwen", {"model_type": "qwen", "num_hidden_layers": 24, "hidden_size": 2048,
-                                    "num_attention_heads": 16, "kv_channels": 128, "intermediate_size": 11008,
-                                    "vocab_size": 151936, "seq_length": 8192, "no_bias": True,
-                                    "tie_word_embeddings": False},
-              1.8e9, "1.8B", "Bai et al. 2023 (Qwen Technical Report), Table 1",
-              "Rounded. The 152K vocabulary makes 0.62B of the 1.84B embedding and untied head; Q, K, V carry "
-              "biases, nothing else does. Same layout as transformers' Qwen2 (Qwen1.5-1.8B).",
+    RealModel("Llama-2-70B", "LLaMA", _LLAMA2_70B, 70e9, "70B", "Touvron et al. 2023b, Table 1", _llama2_70b_why(),
+              train_tokens=2.0e12),
+    RealModel("Llama-3-8B", "LLaMA", _LLAMA3_8B, 8e9, "8B", "Meta 2024, Llama 3 model card",
+              f"Rounded. Compared with Llama-2-7B, the {_LLAMA3_8B['vocab_size']:,}-token vocabulary adds "
+              f"{_billions(_vocab_params(_counted(_LLAMA3_8B)) - _vocab_params(_counted(_LLAMA2_7B)))} in the "
+              "embedding and the untied head.", train_tokens=15e12),
+    RealModel("Llama-3-70B", "LLaMA", _LLAMA3_70B, 70e9, "70B", "Meta 2024, Llama 3 model card",
+              f"Rounded down from {human_count(_counted(_LLAMA3_70B).total)}.", train_tokens=15e12),
+    RealModel("Qwen-1.8B", "Qwen", _QWEN_1_8B, 1.8e9, "1.8B", "Bai et al. 2023 (Qwen Technical Report), Table 1",
+              f"Rounded. The {_QWEN_1_8B['vocab_size']:,}-token vocabulary puts "
+              f"{_billions(_vocab_params(_counted(_QWEN_1_8B)))} of the {_billions(_counted(_QWEN_1_8B).total)} in "
+              "the embedding and the untied head; Q, K, V carry biases, nothing else does. Same layout as "
+              "transformers' Qwen2 (Qwen1.5-1.8B).",
               hf_class="Qwen2ForCausalLM", train_tokens=2.2e12),
-    RealModel("SmolLM2-135M", "LLaMA", _llama(30, 576, 9, 1536, kv=3, vocab=49152, ctx=8192, theta=100000.0,
-                                              eps=1e-5, tied=True), 135e6, "135M", "Hugging Face 2024, model card",
-              "Rounded. The head is tied to the embedding, which holds 28.3M of the 134.5M.", train_tokens=2e12),
-    RealModel("all-MiniLM-L6-v2", "BERT", {"model_type": "bert", "num_hidden_layers": 6, "hidden_size": 384,
-                                           "num_attention_heads": 12, "intermediate_size": 1536,
-                                           "vocab_size": 30522, "max_position_embeddings": 512,
-                                           "type_vocab_size": 2},
-              22.7e6, "22.7M", "sentence-transformers model card",
-              "Rounded. The checkpoint is a BertModel with its pooler; 11.7M of it is the token embedding.",
+    RealModel("SmolLM2-135M", "LLaMA", _SMOLLM2, 135e6, "135M", "Hugging Face 2024, model card",
+              f"Rounded. The head is tied to the embedding, which holds "
+              f"{human_count(_counted(_SMOLLM2).token_embedding)} of the {human_count(_counted(_SMOLLM2).total)}.",
+              train_tokens=2e12),
+    RealModel("all-MiniLM-L6-v2", "BERT", _MINILM, 22.7e6, "22.7M", "sentence-transformers model card",
+              "Rounded. The checkpoint is a BertModel with its pooler; "
+              f"{human_count(_counted(_MINILM).token_embedding)} of it is the token embedding.",
               pooler=True, hf_class="AutoModel"),
 )}
 
@@ -164,3 +219,57 @@ def hf_model_type(model: RealModel) -> str:
 def gpt2_paper_vocab_check(model: RealModel) -> int:
     """The exact count of a GPT-2 preset as if its vocabulary were GPT-1's (40,478 tokens)."""
     return count_params(model.cfg.replace(vocab_size=40478)).total
+
+
+# ---- facts the pages quote, computed from the presets ----------------------------------------------------------
+
+SWIGLU_RULE = 8 / 3  # LLaMA-1: d_ff = 2/3 · 4d, so the three SwiGLU matrices hold the 8d² of a 4d two-matrix FFN
+# LLaMA rounds d_ff up to a multiple of 256, which adds up to 256/4096 = 2.3% of 8/3 at d = 4096: a ratio within 3%
+# of 8/3 follows the rule. Llama-2-70B and Llama-3 multiply 8/3·d by 1.3 before rounding (ffn_dim_multiplier in
+# Meta's params.json) and land on exactly 3.5·d.
+_SWIGLU_TOLERANCE = 0.03
+
+
+def ffn_ratios() -> dict[str, float]:
+    """d_ff / d_model of every SwiGLU preset."""
+    return {k: m.cfg.d_ff / m.cfg.d_model for k, m in REAL_MODELS.items() if m.cfg.activation == "swiglu"}
+
+
+def swiglu_ratio_caption() -> str:
+    """The course's FFN against SwiGLU's, with the d_ff/d of every SwiGLU preset (not all of them are 8/3)."""
+    ratios = ffn_ratios()
+    near = {k: r for k, r in ratios.items() if abs(r / SWIGLU_RULE - 1) < _SWIGLU_TOLERANCE}
+    wider: dict[float, list[str]] = {}
+    for k, r in ratios.items():
+        if k not in near:
+            wider.setdefault(r, []).append(k)
+    text = ("The course's FFN is FFN(x) = max(0, xW₁ + b₁)W₂ + b₂: two matrices, d·d_ff and d_ff·d, with d_ff = 4·d. "
+            "SwiGLU adds a third, the gate. LLaMA-1 shrank d_ff to 2/3 · 4d = 8/3·d ≈ 2.67·d so that the FFN keeps "
+            "its 8·d² parameters per layer; d_ff/d is " + ", ".join(f"{r:.2f} in {k}" for k, r in near.items())
+            + ".")
+    for r, keys in sorted(wider.items()):
+        text += (f" {', '.join(keys[:-1])} and {keys[-1]}" if len(keys) > 1 else f" {keys[0]}")
+        text += (f" use d_ff = {r:g}·d ({r:.2f}): the FFN holds {3 * r:g}·d² per layer, more than the 8/3 rule "
+                 "gives.")
+    return text
+
+
+_SIZE_SUFFIX = re.compile(r"[- ](small|medium|large|XL|Small|Medium|Large|base|\d+(\.\d+)?[MB])$")
+
+
+def _lineage(key: str) -> str:
+    """'GPT-2 XL' -> 'GPT-2', 'LLaMA-7B' -> 'LLaMA', 'Llama-2-70B' -> 'Llama-2': the model without its size."""
+    return _SIZE_SUFFIX.sub("", key)
+
+
+def norm_placements() -> dict[tuple[str, str], list[str]]:
+    """(norm_position, norm) -> the models that use it, read from their configs, oldest first."""
+    groups: dict[tuple[str, str], list[str]] = {("post", "layernorm"): [], ("pre", "layernorm"): [],
+                                                ("pre", "rmsnorm"): []}
+    original = PRESETS["original-transformer"]
+    groups.setdefault((original.norm_position, original.norm), []).append("the original Transformer")
+    for key, m in REAL_MODELS.items():
+        names = groups.setdefault((m.cfg.norm_position, m.cfg.norm), [])
+        if _lineage(key) not in names:
+            names.append(_lineage(key))
+    return groups

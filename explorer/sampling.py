@@ -16,12 +16,14 @@ from dataclasses import dataclass
 
 import torch
 
+from .limits import GENERATION_MAX_NEW_TOKENS
+
 FILTERED = float("-inf")
 
 # Ranges beyond which a setting stops being an experiment and becomes a mistake; the messages say why.
 MAX_TEMPERATURE = 5.0
 MAX_REPETITION_PENALTY = 10.0
-MAX_NEW_TOKENS = 1024
+MAX_NEW_TOKENS = GENERATION_MAX_NEW_TOKENS  # what one run may cost the shared server (explorer.limits)
 
 
 def apply_repetition_penalty(logits: torch.Tensor, context_ids: torch.Tensor, penalty: float) -> torch.Tensor:
@@ -133,7 +135,8 @@ class SamplingSettings:
         if isinstance(self.max_new_tokens, bool) or not isinstance(self.max_new_tokens, int) or not (
                 1 <= self.max_new_tokens <= MAX_NEW_TOKENS):
             raise ValueError(
-                f"max new tokens must be a whole number from 1 to {MAX_NEW_TOKENS} (got {self.max_new_tokens!r})."
+                f"max new tokens must be a whole number from 1 to {MAX_NEW_TOKENS} (got {self.max_new_tokens!r}): "
+                "a longer run would hold the shared server for too long."
             )
         if self.seed is not None and (isinstance(self.seed, bool) or not isinstance(self.seed, int)
                                       or not 0 <= self.seed < 2 ** 63):

@@ -208,8 +208,8 @@ def approx_params(cfg: ModelConfig) -> int:
 # ---------------------------------------------------------------------------------------------------------------
 
 DTYPE_BYTES: dict[str, float] = {"fp32": 4, "fp16": 2, "bf16": 2, "int8": 1, "int4": 0.5}
-GB = 1e9  # the ZeRO paper and GPU vendors use decimal gigabytes
-GiB = 2 ** 30
+GB = 1e9  # the ZeRO paper counts model states in decimal gigabytes (16 bytes x 7.5e9 = 120 GB)
+GiB = 2 ** 30  # a GPU's memory: "80 GB" on a data sheet is 80 GiB (memory chips come in powers of two)
 
 
 def _check_dtype(dtype: str) -> float:
@@ -336,11 +336,17 @@ def training_memory(cfg: ModelConfig, n_gpus: int = 1, zero_stage: int = 0, micr
     return TrainingMemory(model_states_bytes(n, n_gpus, zero_stage), acts)
 
 
-def gpus_needed(nbytes: float, gpu_memory_gb: float) -> int:
-    """How many GPUs of this size it takes to hold ``nbytes`` at all (at least one)."""
-    if not gpu_memory_gb > 0:
-        raise ValueError(f"GPU memory must be a positive number of GB (got {gpu_memory_gb!r}).")
-    return max(1, math.ceil(nbytes / (gpu_memory_gb * GB)))
+def logits_bytes(cfg: ModelConfig, batch: int, seq_len: int) -> float:
+    """4·s·b·V: the fp32 logits a training step keeps for the cross-entropy loss. Korthikanti et al. 2022
+    (Section 4.3) count them outside the per-layer activations, like the embedding layer's output."""
+    return 4.0 * _check_count("sequence length", seq_len) * _check_count("batch", batch) * cfg.vocab_size
+
+
+def gpus_needed(nbytes: float, gpu_bytes: float) -> int:
+    """How many GPUs of ``gpu_bytes`` each it takes to hold ``nbytes`` at all (at least one)."""
+    if not gpu_bytes > 0:
+        raise ValueError(f"GPU memory must be a positive number of bytes (got {gpu_bytes!r}).")
+    return max(1, math.ceil(nbytes / gpu_bytes))
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -349,15 +355,27 @@ def gpus_needed(nbytes: float, gpu_memory_gb: float) -> int:
 
 CHINCHILLA_TOKENS_PER_PARAM = 20
 
-# Dense 16-bit tensor-core peaks from the vendors' data sheets (TFLOP/s) and memory (GB).
+# Dense 16-bit tensor-core peaks from the vendors' data sheets (TFLOP/s) and memory. The data sheets write "80GB",
+# but the card holds 80 GiB (85.9e9 bytes): HBM and GDDR come in power-of-two chip sizes (an A100 80GB has five
+# 16 GiB HBM2e stacks; nvidia-smi reports it as 81920 MiB), so capacities are kept in GiB here.
 GPUS: dict[str, dict[str, float]] = {
-    "NVIDIA V100 (32 GB)": {"tflops": 125.0, "memory_gb": 32.0},
-    "NVIDIA A100 (80 GB)": {"tflops": 312.0, "memory_gb": 80.0},
-    "NVIDIA H100 SXM (80 GB)": {"tflops": 989.0, "memory_gb": 80.0},
-    "NVIDIA H200 (141 GB)": {"tflops": 989.0, "memory_gb": 141.0},
-    "NVIDIA RTX 4090 (24 GB)": {"tflops": 165.0, "memory_gb": 24.0},
-    "NVIDIA T4 (16 GB)": {"tflops": 65.0, "memory_gb": 16.0},
+    "NVIDIA V100 (32 GiB)": {"tflops": 125.0, "memory_gib": 32.0},
+    "NVIDIA A100 (80 GiB)": {"tflops": 312.0, "memory_gib": 80.0},
+    "NVIDIA H100 SXM (80 GiB)": {"tflops": 989.0, "memory_gib": 80.0},
+    "NVIDIA H200 (141 GiB)": {"tflops": 989.0, "memory_gib": 141.0},
+    "NVIDIA RTX 4090 (24 GiB)": {"tflops": 165.0, "memory_gib": 24.0},
+    "NVIDIA T4 (16 GiB)": {"tflops": 65.0, "memory_gib": 16.0},
 }
+
+
+def gpu_memory_bytes(name: str) -> float:
+    """The capacity of a GPU of ``GPUS`` in bytes."""
+    return GPUS[name]["memory_gib"] * GiB
+
+
+def human_gpu_memory(nbytes: float) -> str:
+    """'80 GiB (85.9 GB)': a card's capacity in its own unit and in the decimal GB the model sizes use."""
+    return f"{nbytes / GiB:g} GiB ({nbytes / GB:.3g} GB)"
 
 
 def training_flops(n_params: float, n_tokens: float) -> float:

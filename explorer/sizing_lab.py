@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import re
 from dataclasses import dataclass
 from typing import Any
 
 from .config import ACTIVATIONS, ARCHS, NORM_POSITIONS, NORMS, POSITIONALS, PRESETS, ModelConfig
-from .course_tables import INFO, OK, ROUNDED, WRONG, CourseTable
+from .course_tables import INFO, MISLABELLED, OK, ROUNDED, WRONG, CourseTable
 from .hf_config import config_to_hf, import_hf_config, parse_config_json
 from .presets import REAL_MODELS
 from .sizing import GROUPS, ParamBreakdown, approx_params, human_count
@@ -69,17 +70,23 @@ EDITABLE_FIELDS: tuple[FieldSpec, ...] = (
 
 @dataclass(frozen=True)
 class Resolved:
-    """The config the page sizes, where it came from, and what went wrong on the way (if anything)."""
+    """The config the page sizes and where it came from, or (cfg None) the sentence that says why there is none.
 
-    cfg: ModelConfig
+    There is no fallback model on purpose: a preset's totals shown under the student's own fields read as the
+    totals of those fields."""
+
+    cfg: ModelConfig | None
     label: str
     error: str | None = None
     notes: tuple[str, ...] = ()
 
 
-def config_from_fields(values: dict[str, Any], fallback: ModelConfig, label: str = "your model") -> Resolved:
-    """A ModelConfig from the edited fields; on a bad value, the fallback and the library's sentence."""
-    fields = {f.name: getattr(fallback, f.name) for f in dataclasses.fields(fallback)}
+MAX_NAME_CHARS = 80  # a config's _name_or_path goes into chart titles and table rows
+
+
+def config_from_fields(values: dict[str, Any], base: ModelConfig, label: str = "your model") -> Resolved:
+    """A ModelConfig from the edited fields (the others taken from ``base``), or the library's sentence."""
+    fields = {f.name: getattr(base, f.name) for f in dataclasses.fields(base)}
     fields.update(values)
     if fields.get("arch") == "encoder-decoder":
         fields["mask"] = "causal"
@@ -90,18 +97,45 @@ def config_from_fields(values: dict[str, Any], fallback: ModelConfig, label: str
     try:
         return Resolved(ModelConfig(**fields), label)
     except (ValueError, TypeError) as err:
-        return Resolved(fallback, label, error=f"{err} Showing the unedited preset instead.")
+        return Resolved(None, label, error=str(err))
 
 
-def config_from_text(text: str | bytes, fallback: ModelConfig) -> Resolved:
-    """A ModelConfig from pasted or uploaded config.json text; on any problem, the fallback and the reason."""
+def config_from_text(text: str | bytes) -> Resolved:
+    """A ModelConfig from pasted or uploaded config.json text, or the sentence that says what is wrong."""
     try:
         data = parse_config_json(text)
         imported = import_hf_config(data)
     except ValueError as err:
-        return Resolved(fallback, "config.json", error=f"{err} Showing the preset instead.")
-    name = data.get("_name_or_path") or imported.model_type
+        return Resolved(None, "config.json", error=str(err))
+    name = str(data.get("_name_or_path") or imported.model_type)
+    if len(name) > MAX_NAME_CHARS:
+        name = name[:MAX_NAME_CHARS - 1] + "…"
     return Resolved(imported.cfg, f"config.json ({name})", notes=imported.notes)
+
+
+def kv_head_choices(n_head: int) -> list[int]:
+    """The n_kv_head values n_head allows, largest first: n_head (MHA), its divisors (GQA), 1 (MQA)."""
+    if isinstance(n_head, bool) or not isinstance(n_head, int) or n_head < 1:
+        return []
+    small = [d for d in range(1, math.isqrt(n_head) + 1) if n_head % d == 0]  # a field may hold 10**12
+    return sorted(set(small) | {n_head // d for d in small}, reverse=True)
+
+
+def kv_head_label(n_head: int, n_kv_head: int) -> str:
+    """'8 · GQA': a choice of n_kv_head with the kind of attention it makes."""
+    kind = "MHA" if n_kv_head == n_head else "MQA" if n_kv_head == 1 else "GQA"
+    return f"{n_kv_head} · {kind}"
+
+
+def kv_head_default(base: ModelConfig, n_head: int) -> int:
+    """The choice that keeps ``base``'s kind of attention: all heads for MHA, else the largest divisor of the new
+    n_head not above the preset's n_kv_head (1 stays MQA, Llama-3's 8 stays 8 while it divides)."""
+    choices = kv_head_choices(n_head)
+    if not choices:
+        raise ValueError(f"n_head must be a whole number of at least 1 (got {n_head!r}).")
+    if base.n_kv_head == base.n_head:
+        return choices[0]
+    return next(d for d in choices if d <= base.n_kv_head)
 
 
 def example_config_json(name: str) -> str:
@@ -219,7 +253,7 @@ def comparison_rows(breakdowns: dict[str, ParamBreakdown]) -> list[dict]:
 
 
 # Plain symbols rather than emoji: projectors and headless browsers often lack an emoji font.
-VERDICT_MARK = {OK: "✓", ROUNDED: "≈", INFO: "", WRONG: "✗"}
+VERDICT_MARK = {OK: "✓", ROUNDED: "≈", INFO: "", WRONG: "✗", MISLABELLED: "⚑"}
 
 
 def course_table_rows(table: CourseTable) -> tuple[list[dict], list[dict], list[dict]]:
@@ -234,6 +268,8 @@ def course_table_rows(table: CourseTable) -> tuple[list[dict], list[dict], list[
                 line[cell.column] = f"{cell.notes_value}"
             elif cell.verdict == OK:
                 line[cell.column] = f"{mark} {cell.notes_value}"
+            elif cell.verdict == MISLABELLED:
+                line[cell.column] = f"{mark} {cell.notes_value} is {cell.exact} (wrong header)"
             else:
                 line[cell.column] = f"{mark} {cell.notes_value} → {cell.exact}"
             if cell.verdict != OK:

@@ -1,8 +1,9 @@
 """The core's tiny teaching presets as text generators: random weights and a byte-level tokenizer.
 
 Their output is gibberish, and that is the lesson: the architecture alone knows nothing about language; every bit
-of fluency in a real model comes from its trained weights. The weights are drawn from a fixed seed (with a private
-random state, so loading one never disturbs anybody's sampling) and every load gives the same model.
+of fluency in a real model comes from its trained weights. The weights are drawn from a fixed seed by a generator
+of their own (torch's global random state is never touched, so loading one disturbs nobody's random numbers) and
+every load gives the same model.
 """
 from __future__ import annotations
 
@@ -77,9 +78,7 @@ def load_tiny(name: str, seed: int = 0, device: torch.device | str | None = None
     if name not in TINY_DECODERS:
         raise ValueError(f"Unknown tiny model {name!r}; choose one of {', '.join(TINY_DECODERS)}.")
     cfg = PRESETS[name]
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        model = Transformer(cfg)
-    model = model.to(device or "cpu").eval().requires_grad_(False)
+    # Shared read-only by every session of the app (explorer.ui.generation_lab): nothing may write to it.
+    model = Transformer.from_seed(cfg, seed).to(device or "cpu").eval().requires_grad_(False)
     title = f"{name} (random weights, {cfg.n_layer} layers x {cfg.n_head} heads, bytes as tokens)"
     return TinyModel(name=name, title=title, model=model, tokenizer=ByteTokenizer(), config=cfg)

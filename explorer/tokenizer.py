@@ -17,7 +17,8 @@ from pathlib import Path
 
 from tokenizers import Tokenizer
 
-MAX_LAB_TOKENS = 32  # a 32 x 32 heatmap is the largest that stays readable on a projector
+from .limits import TOY_LAB_MAX_TOKENS as MAX_LAB_TOKENS  # every lab's caps live in explorer.limits
+
 DEFAULT_SENTENCE = "今天天气很好"
 PAD_TOKEN = "[PAD]"
 UNKNOWN_BUCKETS = 4096  # extra toy ids for pieces WordPiece maps to [UNK]

@@ -10,13 +10,16 @@ from explorer.attention_lab import (
 )
 from explorer.tokenizer import MAX_LAB_TOKENS, Tokens
 from explorer.ui.common import chart, page_header
+from explorer.ui.safe_text import escape_markdown
 from explorer.ui.sentence import sentence_input
 from explorer.viz.attention import (
-    MAX_SHOWN_COLS, head_grid, matrix_figure, params_figure, sqrt_dk_figure, vectors_grid,
+    MAX_SHOWN_COLS, head_grid, matrix_figure, params_figure, shared_bound, sqrt_dk_figure, vectors_grid,
 )
 
 
-@st.cache_data(max_entries=128, show_spinner=False)
+# One result is 0.05 MB (the defaults) to 1.7 MB (32 tokens, d_model 512, 16 heads) pickled. The byte limit is the
+# bound (issue 17: unique sentences grew the server); 32 MB still holds 128 results of a class at the defaults.
+@st.cache_data(max_entries=128, max_size="32MB", ttl=3600, show_spinner=False)
 def compute(tokens: Tokens, settings: AttentionSettings):
     return run_attention(tokens, settings)
 
@@ -70,8 +73,9 @@ requested = AttentionSettings(d_model=int(d_model), n_head=n_head, n_kv_head=n_k
                               pad_len=pad_len, window=window, prefix_len=prefix_len, scale=scale, seed=int(seed))
 resolved = resolve(requested)
 if resolved.error:
-    st.error(resolved.error)
-    st.warning(resolved.fallback)
+    st.error(escape_markdown(resolved.error))
+    if resolved.fallback:
+        st.warning(escape_markdown(resolved.fallback))
 settings = resolved.settings
 result = compute(tokens, settings)
 labels = result.tokens
@@ -121,15 +125,18 @@ step("2 · Queries, keys, values",
      f"{d_head} numbers per token and head." + qkv_note + cut_note(d_head),
      vectors_grid([result.Q[h], result.K[kv], result.V[kv]], labels,
                   [f"Q (head {zoom})", f"K (kv head {kv + 1})", f"V (kv head {kv + 1})"]), "QKV")
+# Steps 3, 4 and 6 share one colour scale: on scales of their own, Q Kᵀ and Q Kᵀ / √d_k looked identical.
+score_bound = shared_bound(result.QK[h], result.scaled[h])
 step("3 · Scores QKᵀ", [r"S = Q_i K_i^\top"], "How well each query matches each key: a dot product.",
-     matrix_figure(result.QK[h], labels, labels, title="Q Kᵀ"), "QK")
+     matrix_figure(result.QK[h], labels, labels, title="Q Kᵀ", bound=score_bound), "QK")
 if settings.scale:
-    scaled_note = f"Divided by √{d_head} = {d_head ** 0.5:.2f} so the spread does not grow with d_k (see below)."
+    scaled_note = (f"Divided by √{d_head} = {d_head ** 0.5:.2f} so the spread does not grow with d_k (see below). "
+                   "Same colour scale as step 3: every score is that many times closer to 0, so paler.")
 else:
     scaled_note = "**Scaling is off**: the scores go into the softmax as they are."
 step("4 · Scale", [r"\frac{QK^\top}{\sqrt{d_k}}"], scaled_note,
-     matrix_figure(result.scaled[h], labels, labels, title="scaled scores" if settings.scale else "scores"),
-     "scaled")
+     matrix_figure(result.scaled[h], labels, labels, title="scaled scores" if settings.scale else "scores",
+                   bound=score_bound), "scaled")
 mask_formula = {
     "none": r"M_{i,j} = 0 \text{ for every } i, j",
     "causal": r"M_{i,j} = \begin{cases} 0, & j \le i \\ -\infty, & j > i \end{cases}",
@@ -148,7 +155,7 @@ mask_note = {
 step("5 · Mask M", [mask_formula], mask_note + " Grey cells are -∞.",
      matrix_figure(result.M, labels, labels, title="M", kind="mask"), "M")
 step("6 · Add the mask", [r"\frac{QK^\top}{\sqrt{d_k}} + M"], "Masked scores are -∞ (grey): e^{-∞} = 0.",
-     matrix_figure(result.masked[h], labels, labels, title="scores + M"), "masked")
+     matrix_figure(result.masked[h], labels, labels, title="scores + M", bound=score_bound), "masked")
 step("7 · Softmax", [r"A_{i,j} = \frac{e^{s_{i,j}}}{\sum_{j'} e^{s_{i,j'}}}"],
      "Each row becomes weights that add up to 1; masked keys get exactly 0.",
      matrix_figure(result.weights[h], labels, labels, title=f"attention weights (head {zoom})", kind="weights"),
@@ -172,12 +179,14 @@ step("10 · Output projection W^O",
 # ---- why sqrt(d_k) -------------------------------------------------------------------------------------------------
 st.header("Why divide by √d_k?")
 st.markdown(
-    "The dot product of two d_k-dimensional vectors with unit-variance entries has variance d_k: the wider the "
-    "heads, the larger the scores. Below, this sentence's X is projected to Q and K of growing width (8 random "
-    "heads each). **Without scaling** the softmax saturates: almost all weight on one key (entropy near 0, tiny "
-    "gradients). **With** ÷√d_k the distribution keeps its shape. The stars are this layer's own heads."
+    "If the entries of q and k are independent, zero-mean and of variance 1, their dot product has variance d_k "
+    "(Vaswani et al. 2017, footnote 4): the wider the heads, the larger the scores. Below, this sentence's X is "
+    "projected to Q and K of growing width (8 random heads each). **Without scaling** the softmax saturates: "
+    "almost all weight on one key (entropy near 0, tiny gradients). **With** ÷√d_k the distribution keeps its "
+    "shape. The stars are this layer's own heads."
 )
-st.latex(r"\operatorname{Var}(q \cdot k) = d_k \;\Rightarrow\; "
+st.latex(r"q_i, k_i \text{ independent, mean } 0, \text{ variance } 1:\quad "
+         r"\operatorname{Var}(q \cdot k) = d_k \;\Rightarrow\; "
          r"\operatorname{Var}\!\left(\frac{q \cdot k}{\sqrt{d_k}}\right) = 1")
 chart(sqrt_dk_figure(study(tokens, settings), layer_sharpness(result)), "sqrt_dk")
 

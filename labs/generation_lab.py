@@ -1,21 +1,20 @@
 """Generation lab: watch a language model write one token at a time, and every choice it makes on the way."""
-import html
-
 import streamlit as st
 
+from explorer import limits
 from explorer.generation import FINISH_REASONS, generate, prepare_prompt, replay_speed
+from explorer.quantization import smollm2_weights
 from explorer.sampling import MAX_NEW_TOKENS, SamplingSettings
 from explorer.ui.common import chart, page_header, report_invalid
-from explorer.ui.generation_lab import MODEL_CHOICES, MODEL_LABELS, get_generator_model, lab_state
+from explorer.ui.generation_lab import (MODEL_CHOICES, MODEL_LABELS, REAL_MODEL, generation_queue, get_generator_model,
+                                       lab_state, text_markdown, wait_for_turn)
+from explorer.ui.safe_text import escape_markdown
+from explorer.ui.token_chips import token_chips
 from explorer.viz.generation import (attention_over_context, candidate_bars, entropy_line, quoted, speed_chart,
                                      timeline)
 
 REPLAY_MAX = 48  # tokens timed by the KV-cache comparison: enough to see the trend, quick enough for a class
 DEFAULT_PROMPT = "What is the capital of France?"
-
-
-def code(label: str) -> str:
-    return label.replace("`", "ˋ")  # a backtick would end the code span
 
 
 page_header(
@@ -38,14 +37,17 @@ with left:
     model_name = st.selectbox("Model", MODEL_CHOICES, format_func=MODEL_LABELS.get, key="gen_model")
     pm = get_generator_model(model_name)
     st.caption(f"{pm.title}. Context window: {pm.config.max_seq_len} tokens.")
+    if model_name == REAL_MODEL:
+        st.caption(smollm2_weights().note)
     chat = st.radio("Prompt format", ["Chat", "Plain completion"], horizontal=True, key="gen_format",
                     help="Chat wraps your text in the model's chat template, the format it was fine-tuned on, and "
                          "lets it answer. Plain completion just continues your text.") == "Chat"
     if chat and not pm.supports_chat:
         st.warning(f"{model_name} has no chat template (it was never fine-tuned to chat): using plain completion.")
         chat = False
-    prompt = st.text_area("Prompt", DEFAULT_PROMPT, key="gen_prompt", max_chars=4000, height=90,
-                          help="Try plain completion of the course's example, 今天天气, too.")
+    prompt = st.text_area("Prompt", DEFAULT_PROMPT, key="gen_prompt", max_chars=limits.GENERATION_PROMPT_MAX_CHARS,
+                          height=90, help="Try plain completion of the course's example, 今天天气, too.")
+    st.caption(limits.prompt_limits_note())
 
 # ---- the settings ---------------------------------------------------------------------------------------------
 with right:
@@ -58,7 +60,7 @@ with right:
     top_p = c2.slider("top-p", 0.05, 1.0, 0.9, 0.05, key="gen_top_p", disabled=greedy)
     min_p = c1.slider("min-p", 0.0, 0.5, 0.0, 0.01, key="gen_min_p", disabled=greedy)
     repetition = c2.slider("Repetition penalty", 0.5, 2.0, 1.0, 0.05, key="gen_repetition")
-    max_new = c1.slider("Max new tokens", 1, 256, 32, key="gen_max_new")
+    max_new = c1.slider("Max new tokens", 1, MAX_NEW_TOKENS, 32, key="gen_max_new")
     seed = c2.number_input("Seed", 0, 2**31 - 1, 0, key="gen_seed", disabled=greedy,
                            help="The same seed and settings give the same text.")
     use_cache = st.toggle("KV cache", True, key="gen_cache",
@@ -88,8 +90,11 @@ except ValueError as err:
 prompt_ok = True
 try:
     prepared = prepare_prompt(pm.tokenizer, prompt, pm.config.max_seq_len, chat=chat)
-    with left.expander(f"What the model reads: {len(prepared)} tokens"):
-        st.markdown(" ".join(f"`{code(t)}`" for t in prepared.labels))
+    cap = limits.GENERATION_MAX_PROMPT_TOKENS
+    with left.expander(f"What the model reads: {len(prepared)} tokens (at most {cap})"):
+        st.markdown(token_chips(prepared.labels))
+    if not use_cache and (too_long := limits.no_cache_too_long(len(prepared), settings.max_new_tokens)):
+        raise ValueError(too_long)
 except ValueError as err:
     prompt_ok = False
     with left:
@@ -112,47 +117,60 @@ def new_run():
                     stop_ids=pm.eos_token_ids)
 
 
-output = st.container(border=True)
+def mode_caption(run) -> str:
+    if run.prompt.chat:
+        return "Chat mode: the model answers your message."
+    return "Plain completion of: " + escape_markdown((state.started_with[1] if state.started_with else prompt)[:200])
+
+
+# The text so far lives in the session's run and is drawn here, above everything slow, on every script run: a stop
+# at any moment (the page's Stop, Streamlit's own, a new click) leaves it and the controls on the page.
+notice = st.empty()
+output = st.container(border=True, key="gen_output")
+with output:
+    heading = st.empty()
+    with st.container(key="gen_text"):
+        text_slot = st.empty()
+    status = st.empty()
+if state.run is not None and state.run.steps:  # before any step is computed: a stop during it keeps the text
+    heading.caption(mode_caption(state.run))
+    text_slot.markdown(text_markdown(state.run.text))
+
 if run_all and prompt_ok:
-    state.start(new_run(), started_with)
-    state.streaming = True
-    with output:
-        status = st.empty()
-
-        def deltas():
-            for step in state.run:
-                if step.delta:
-                    yield step.delta
-                tps = (step.index + 1) / max(sum(s.seconds for s in state.run.steps), 1e-9)
-                status.caption(f"token {step.index + 1} of at most {settings.max_new_tokens} · {tps:.1f} tokens/s")
-
-        st.write_stream(deltas())
-    state.streaming = False
-    st.rerun()  # draw the finished run with everything below it
+    with generation_queue().join() as ticket:  # a few runs at a time leave the server room for every other page
+        wait_for_turn(ticket, notice)
+        run = state.start(new_run(), started_with, stream=True)
+        heading.caption(mode_caption(run))
+        text_slot.markdown(text_markdown(""))
+        for step in run:
+            if step.delta:
+                text_slot.markdown(text_markdown(run.text))
+            tps = (step.index + 1) / max(sum(s.seconds for s in run.steps), 1e-9)
+            status.caption(f"token {step.index + 1} of at most {settings.max_new_tokens} · {tps:.1f} tokens/s")
+        state.end_stream(run)
 elif one_more and prompt_ok:
-    if state.run is None or state.run.finish is not None or state.started_with != started_with:
-        if state.run is not None and state.started_with != started_with:
-            st.info("The prompt or the settings changed: a new run starts.")
-        state.start(new_run(), started_with)
-    next(state.run, None)
-    state.stopped = False
+    run, changed = state.run_to_step(started_with, new_run)
+    if changed:
+        notice.info("The prompt or the settings changed: a new run starts.")
+    next(run, None)
 
 run = state.run
 if run is None or not run.steps:
-    output.markdown("Press **Generate** to watch the model write, or **Next token** to go one token at a time.")
+    text_slot.markdown("Press **Generate** to watch the model write, or **Next token** to go one token at a time.")
     st.stop()
 
 # ---- the run ----------------------------------------------------------------------------------------------------
-steps = run.steps
-with output:
-    if run.prompt.chat:
-        st.caption("Chat mode: the model answers your message.")
-    else:
-        st.caption("Plain completion of: " + html.escape(prompt[:200]))
-    st.markdown(run.text if run.text.strip() else "*(no visible text yet)*")
-    if run.finish is not None:
-        st.caption(f"Finished after {len(steps)} tokens: {FINISH_REASONS[run.finish]}.")
-        if run.text.endswith("\ufffd"):
+# A script run that this one superseded may still be computing one step of this run: let it land first, so the
+# text, the counts and the charts below describe the same tokens.
+run.settle(timeout=5.0)
+steps = list(run.steps)
+text = "".join(s.delta for s in steps)
+heading.caption(mode_caption(run))
+text_slot.markdown(text_markdown(text))
+with status.container():
+    if steps[-1].finish is not None:
+        st.caption(f"Finished after {len(steps)} tokens: {FINISH_REASONS[steps[-1].finish]}.")
+        if text.endswith("\ufffd"):
             st.caption("The final � is a character cut in half: its first bytes were generated, the rest never was.")
     elif state.stopped or was_interrupted:
         st.warning(f"Stopped after {len(steps)} tokens. **Next token** carries on from here.")
@@ -180,7 +198,7 @@ with tab_steps:
         pick = st.slider("Token to inspect", 1, n, n, key=f"gen_inspect_{state.number}_{n}",
                          help="The newest token is selected after every step.")
     step = steps[pick - 1]
-    st.markdown(f"Token {pick}: **{html.escape(quoted(step.label))}** with probability {step.prob:.3f} "
+    st.markdown(f"Token {pick}: **{escape_markdown(quoted(step.label))}** with probability {step.prob:.3f} "
                 f"(model alone {step.model_prob:.3f}); {step.n_kept} of the {run.model.cfg.vocab_size} "
                 "tokens of the vocabulary were still in play; "
                 f"entropy {step.model_entropy:.2f} bits → about {2 ** step.model_entropy:.0f} equally likely choices.")
@@ -208,13 +226,16 @@ with tab_speed:
     st.latex(r"\text{tokens through the model for } n \text{ new tokens after a prompt of } n_0:\quad "
              r"\underbrace{\textstyle\sum_{t=0}^{n-1}(n_0+t)}_{\text{no cache}}\quad\text{vs}\quad "
              r"\underbrace{n_0 + (n-1)}_{\text{KV cache}}")
+    # Without the cache the replay re-reads the text at every step: it keeps within one run's budget.
+    n_replay = min(len(steps), REPLAY_MAX, limits.max_new_without_cache(len(run.prompt)))
     if len(steps) < 2:
         st.info("Generate at least 2 tokens to compare speeds.")
-    elif st.button(f"Time this run with the KV cache on and off (first {min(len(steps), REPLAY_MAX)} tokens)",
-                   key="gen_measure"):
-        ids = run.token_ids[:REPLAY_MAX]
+    elif st.button(f"Time this run with the KV cache on and off (first {n_replay} tokens)", key="gen_measure"):
+        ids = run.token_ids[:n_replay]
         with st.spinner("Replaying the run twice…"):
-            state.speed = [replay_speed(run.model, run.prompt.ids, ids, use_cache=c) for c in (True, False)]
+            with generation_queue().join() as ticket:
+                wait_for_turn(ticket, notice)
+                state.speed = [replay_speed(run.model, run.prompt.ids, ids, use_cache=c) for c in (True, False)]
     if state.speed:
         on, off = state.speed
         s1, s2, s3 = st.columns(3)

@@ -2,11 +2,14 @@
 import streamlit as st
 
 from explorer.internals import (
-    DEFAULT_COMPARE, MAX_TOKENS, attention_entropy, head_name, head_view_lines, parse_head_name, residual_norms,
+    DEFAULT_COMPARE, MAX_TOKENS, attention_entropy, head_name, head_view_lines, logit_lens_facts, parse_head_name,
+    residual_norm_facts, residual_norms,
 )
-from explorer.ui.common import chart, page_header, report_invalid, show_device
+from explorer.quantization import smollm2_weights
+from explorer.ui.common import chart, page_header, report_invalid
 from explorer.ui.internals import cached_ablation, cached_analysis, cached_lens
 from explorer.ui.models import get_model, model_picker
+from explorer.ui.token_chips import token_chips
 from explorer.viz.internals import (
     ablation_bars, entropy_figure, grid_figure, head_view_figure, logit_lens_figure, pattern_change_figure,
     residual_mean_figure, residual_norm_figure, zoom_figure,
@@ -21,13 +24,13 @@ FALLBACK_TEXT = "The cat sat on the mat."
 
 page_header(
     "Model internals lab",
-    "Two **real, pretrained** Transformers run inside this app's own code, with their published weights: "
-    "**all-MiniLM-L6-v2**, a 6-layer BERT encoder that turns a sentence into one vector, and "
-    "**SmolLM2-135M-Instruct**, a 30-layer LLaMA-style decoder that predicts the next token. "
+    "Two **real, trained** Transformers run inside this app's own code: **all-MiniLM-L6-v2**, a 6-layer BERT "
+    "encoder that turns a sentence into one vector, with its published float32 weights, and "
+    "**SmolLM2-135M-Instruct**, a 30-layer LLaMA-style decoder that predicts the next token, from its 4-bit "
+    "release dequantized to float32 (details under the model picker). "
     "Toy weights show the mechanics; real weights show what attention actually *learns*.",
     "Decoder Only · Encoder · Multi-Head Attention",
 )
-show_device()
 
 # ---- model and text ---------------------------------------------------------------------------------------------
 name = model_picker("internals_model")
@@ -36,6 +39,8 @@ cfg = pm.config
 st.caption(f"**{pm.title}** · d_model = {cfg.d_model}, {cfg.n_head} query heads, {cfg.n_kv_head} key/value heads "
            f"({cfg.attention_kind}), {cfg.norm_position}-{cfg.norm}, {cfg.positional} positions, "
            f"{cfg.activation} FFN")
+if name == "smollm2-135m":
+    st.caption(smollm2_weights().note)
 
 text = st.text_area("Text", DEFAULT_TEXT[name], key=f"text_{name}", max_chars=2000, height=80)
 chat = False
@@ -54,11 +59,12 @@ if enc.truncated:
                f"({cfg.n_layer} layers × {cfg.n_head} heads of {MAX_TOKENS} × {MAX_TOKENS} maps), so it reads only "
                "the beginning" + (" and keeps the final [SEP]." if not pm.is_decoder else "."))
 labels = enc.labels
-st.markdown("**Tokens:** " + " ".join(f"`{t}`" for t in labels))
+st.markdown("**Tokens:** " + token_chips(labels))
 st.caption(f"{len(labels)} tokens (at most {MAX_TOKENS} in this lab).")
 
 run = cached_analysis(name, text, chat)
 entropy = attention_entropy(run.patterns, causal=pm.is_decoder)
+norm_facts = residual_norm_facts(residual_norms(run), labels, run.patterns) if pm.is_decoder else None
 L, H = run.n_layer, run.n_head
 
 tab_grid, tab_view, tab_ablate, tab_lens, tab_resid = st.tabs(
@@ -86,9 +92,10 @@ with tab_grid:
           selection_mode="points")
     st.subheader(f"Zoom: layer {layer}, head {head}")
     chart(zoom_figure(run.patterns[layer, head], labels, layer, head), f"zoom_{name}")
-    if pm.is_decoder:
-        st.caption("Many SmolLM2 heads pour most of their weight onto the very first token (an *attention sink*): "
-                   "with nothing useful to read, the softmax still has to put its weight somewhere.")
+    if norm_facts is not None and norm_facts.sink_heads:
+        st.caption(f"{norm_facts.sink_heads} of {norm_facts.n_heads} heads put more than half of their weight on "
+                   f"token {norm_facts.token} ('{norm_facts.label}'), an *attention sink*: with nothing useful to "
+                   "read, the softmax still has to put its weight somewhere.")
     else:
         st.caption("BERT heads often attend to [CLS], [SEP] or the neighbouring token; some follow syntax "
                    "(a verb to its subject, a pronoun to its noun).")
@@ -170,8 +177,7 @@ with tab_lens:
         with st.spinner("Reading every layer through the unembedding…"):
             lens = cached_lens(name, text, chat)
         chart(logit_lens_figure(lens, labels), f"lens_{name}")
-        st.caption("Early rows mostly echo the input token itself (the embedding matrix is shared with the output); "
-                   "the answer forms in the upper half of the stack.")
+        st.caption(logit_lens_facts(lens, run.ids).text)
 
 # ---- residual stream and entropy --------------------------------------------------------------------------------
 with tab_resid:
@@ -188,12 +194,13 @@ with tab_resid:
     norms = residual_norms(run)
     chart(residual_mean_figure(norms, labels), f"resid_line_{name}")
     chart(residual_norm_figure(norms, labels), f"resid_map_{name}")
-    if pm.is_decoder:
-        st.caption("One token (usually the first) grows a residual vector hundreds of times longer than the others "
-                   "a few layers in: it is the attention sink most heads park their weight on, and its huge, "
-                   "nearly constant vector makes that easy to find.")
+    if norm_facts is not None:
+        st.caption(norm_facts.text)
     st.markdown("**Attention entropy per head.** Low entropy: a sharp head that reads one token. High: a diffuse "
                 "head that averages over everything it may see (normalised by the largest possible entropy, the log "
                 "of the number of visible keys). Red = sharp, blue = diffuse.")
-    st.latex(r"H_i = -\sum_j a_{ij} \log a_{ij},\qquad \tilde H = \frac{1}{T}\sum_i \frac{H_i}{\log n_i}")
+    st.latex(r"H_i = -\sum_j a_{ij} \log a_{ij},\qquad \tilde H = \frac{1}{|I|}\sum_{i \in I} "
+             r"\frac{H_i}{\log n_i},\quad I = \{i : n_i > 1\}")
+    st.caption("n_i is the number of keys query i may see. A query that sees a single key (the first token of a "
+               "decoder) has no choice to make and is left out of the average.")
     chart(entropy_figure(entropy), f"entropy_{name}")

@@ -1,6 +1,8 @@
 """Positional-encoding lab: sinusoidal, learned, RoPE, ALiBi, and why attention needs positions at all."""
 import streamlit as st
 
+from explorer.positional_facts import (GPT2_POSITION_INIT_STD, GPT2_TOKEN_INIT_STD, alibi_rule,
+                                       rope_decay_facts)
 from explorer.positional_lab import (
     ENCODING_LABELS, ENCODINGS, LAB_N_HEAD, ROPE_THETAS, alibi, attention_patterns, cosine_similarity,
     encoding_model, learned_table, permutation_experiment, position_labels, rope_rotation, rope_score_by_distance,
@@ -33,9 +35,9 @@ def permutation_for(positional: str, seed: int, theta: float, tokens: Tokens, sh
 
 page_header(
     "Positional encoding lab",
-    "Attention compares every token with every other one, but nothing in softmax(QKᵀ/√d_k)V says *where* a token "
-    "is: shuffle the words and each token gets the same attention as before. A positional encoding puts the "
-    "order back. Explore the four families the course and today's models use, then see what each does to the "
+    "Attention compares every token with every other one, but without a mask nothing in softmax(QKᵀ/√d_k)V says "
+    "*where* a token is: shuffle the words and each token gets the same attention as before. A positional encoding "
+    "puts the order back. Explore the four families the course and today's models use, then see what each does to the "
     "attention of your sentence.",
     "Positional Encoding",
 )
@@ -48,6 +50,11 @@ with st.sidebar:
     seed = int(st.number_input("Random seed (weights and embeddings)", 0, 10_000, 0, key="seed"))
     theta = st.select_slider("RoPE base θ", ROPE_THETAS, value=10_000.0, key="theta",
                              format_func=lambda t: f"{t:,.0f}")
+
+# Press et al. 2022, Figure 1: sinusoidal, rotary and T5 models lose perplexity past their training length.
+EXTRAPOLATION = ("The formula is defined for every position, but a model trained on short texts does not "
+                 "extrapolate to longer ones (Press et al. 2022, Figure 1): the vectors of positions it never saw in "
+                 "training are inputs it never learned to read.")
 
 encoding = st.radio("Encoding to explore", ENCODINGS, format_func=ENCODING_LABELS.get, horizontal=True,
                     key="encoding")
@@ -66,7 +73,8 @@ if encoding == "sinusoidal":
     st.header("Sinusoidal (the original Transformer)")
     st.markdown("Every dimension pair is a sine/cosine with its own wavelength, from 2π (dimension 0) to "
                 "10000·2π: the first dimensions change at every step, the last ones hardly at all. Each position "
-                "gets a unique pattern, and PE(p+k) is a rotation of PE(p), so relative offsets are easy to read.")
+                "gets a unique pattern, and PE(p+k) is a rotation of PE(p), so relative offsets are easy to read. "
+                + EXTRAPOLATION)
     chart(table_figure(sin_table, pos, title=f"PE table: {n_pos} positions × {d_model} dimensions"), "sin_table")
     dims = st.multiselect("Dimensions to draw as waves", list(range(d_model)),
                           [d for d in (0, 1, 6, 7, d_model // 2, d_model - 2) if d < d_model], key="dims")
@@ -82,9 +90,11 @@ if encoding == "sinusoidal":
 elif encoding == "learned":
     st.header("Learned (GPT, BERT) vs sinusoidal")
     st.markdown("A learned encoding is a table of d_model numbers per position, trained with the model. "
-                "Before training it is random noise (GPT-2's initialisation N(0, 0.02)): no position is closer "
-                "to its neighbour than to any other. Training gives it structure; the sinusoidal table has "
-                "it from the start, and works for positions never seen in training.")
+                "Before training it is random noise: GPT-2 drew its position table from a normal distribution with "
+                f"σ = {GPT2_POSITION_INIT_STD:g} (its token table with σ = {GPT2_TOKEN_INIT_STD:g}), and so does the "
+                "table below. No position is closer to its neighbour than to any other. Training gives it "
+                "structure; the sinusoidal table has it from the start. A learned table has no row past its last "
+                "trained position; the sinusoidal one does, yet " + EXTRAPOLATION[0].lower() + EXTRAPOLATION[1:])
     st.latex(r"x_{pos} = \mathrm{Embedding}(\text{token}) + P_{pos},\quad P \in \mathbb{R}^{L_{max}\times d_{model}}"
              r"\text{ (learned)}")
     learned = learned_table(n_pos, d_model, seed)
@@ -123,27 +133,33 @@ elif encoding == "rope":
         chart(rope_distance_figure(curves), "rope_dist")
         first = next(iter(curves.values()))
         st.caption(f"Shifting both positions by {first.offset} changes q·k by at most "
-                   f"{first.max_offset_change:.1e}: only the distance m − n matters. With q = k = 1 the score "
-                   "decays with distance (RoPE's long-term decay).")
+                   f"{first.max_offset_change:.1e}: only the distance m − n matters. With q = k = 1 the score is the "
+                   "mean of cos((m − n)·θ_i) over the pairs. " + rope_decay_facts(first, theta, d_head).text)
 
 elif encoding == "alibi":
     st.header("ALiBi: attention with linear biases (BLOOM, MPT)")
     st.markdown("ALiBi adds no vector at all: each head subtracts a penalty proportional to the distance "
                 "from its scores. Heads with a large slope look only nearby; small slopes see far.")
     st.latex(r"\mathrm{softmax}\!\left(\frac{q_i K^\top}{\sqrt{d_k}} - m_h\,(i - j)\right),\qquad "
-             r"m_h = 2^{-8h/n_{head}}")
+             r"m_h = 2^{-8h/n}\ \ (h = 1 \dots n,\ n \text{ a power of two})")
     n_head_alibi = st.slider("Heads", 1, 16, 8, key="alibi_heads")
+    st.caption(alibi_rule(n_head_alibi).text)
     ab = alibi(n_head_alibi, len(tokens))
     chart(alibi_figure(ab, labels), "alibi")
     chart(slopes_figure(ab), "slopes")
 
 else:
-    st.header("No positional encoding: why a Transformer needs positions")
-    st.markdown("Without positions, attention is **permutation-equivariant**: shuffle the sentence and every "
+    st.header("No positional encoding: why a bidirectional layer needs positions")
+    st.markdown("Without positions and without a mask, attention is **permutation-equivariant**: shuffle the "
+                "sentence and every "
                 "token gets exactly the same attention as before, just in the new order. “dog bites man” and "
                 "“man bites dog” look the same. Put the shuffled sentence's rows and columns back in the original "
                 "order and the two heatmaps match to rounding error. Then switch an encoding on and watch it "
                 "break.")
+    st.caption("This holds for the bidirectional layer shown here (BERT's kind). A causal mask already leaks order: "
+               "the token at position i sees exactly i + 1 tokens, so a decoder with no positional encoding at all "
+               "(NoPE) still learns where its tokens are (Haviv et al. 2022). Decoders add an encoding to make "
+               "positions easy to read, not because they would be blind without one.")
     st.latex(r"\mathrm{Attention}(PX) = P\,\mathrm{Attention}(X)\quad\text{for any permutation matrix } P")
     if len(tokens) < 2:
         st.warning("Shuffling needs at least two tokens: type a longer sentence.")

@@ -3,17 +3,20 @@ checked. Arithmetic only: no model is ever built here."""
 import pandas as pd
 import streamlit as st
 
-from explorer.course_tables import COURSE_TABLES
-from explorer.presets import REAL_MODELS
+from explorer.course_tables import COURSE_TABLES, NOTES_ERRORS
+from explorer.presets import REAL_MODELS, swiglu_ratio_caption
 from explorer.sizing import (DTYPE_BYTES, GPUS, RECOMPUTE, ZERO_STAGES, activation_bytes_per_layer,
-                             chinchilla_tokens, count_params, gpus_needed, human_bytes, human_count, human_seconds, sci,
-                             inference_flops_per_token, kv_cache_bytes, model_states_bytes, training_flops,
-                             training_memory, training_seconds, weight_bytes)
+                             chinchilla_tokens, count_params, gpu_memory_bytes, gpus_needed, human_bytes, human_count,
+                             human_gpu_memory, human_seconds, sci, inference_flops_per_token, kv_cache_bytes,
+                             logits_bytes, model_states_bytes, training_flops, training_memory, training_seconds,
+                             weight_bytes)
 from explorer.sizing_lab import (DEFAULT_PRESET, EDITABLE_FIELDS, breakdown_rows, comparison_rows,
                                  config_from_fields, config_from_text, course_table_rows, example_config_json,
-                                 per_layer_latex, preset_config, preset_counts_pooler, preset_names, summary,
-                                 symbol_values, total_latex)
+                                 kv_head_choices, kv_head_default, kv_head_label, per_layer_latex, preset_config,
+                                 preset_counts_pooler, preset_names, summary, symbol_values, total_latex)
 from explorer.ui.common import chart, page_header
+from explorer.ui.derived import follow_default
+from explorer.ui.safe_text import escape_html, escape_markdown
 from explorer.viz.sizing import (breakdown_sunburst, compare_bars, inference_memory_bars, memory_by_zero_stage,
                                  scaling_curves, tokens_per_parameter)
 
@@ -44,7 +47,14 @@ if source == "Edit every field":
         key = f"field_{preset}_{spec.name}"
         with cols[i % 6]:
             current = getattr(base, spec.name)
-            if spec.kind in ("int", "int0"):
+            if spec.name == "n_kv_head":  # its choices are the divisors of the n_head typed just before
+                n_head = values["n_head"]
+                choices = kv_head_choices(n_head)
+                values[spec.name] = st.selectbox(
+                    spec.label, choices, index=choices.index(kv_head_default(base, n_head)) if choices else None,
+                    key=f"{key}_{n_head}", help=spec.help, disabled=not choices,
+                    format_func=lambda n, h=n_head: kv_head_label(h, n))
+            elif spec.kind in ("int", "int0"):
                 values[spec.name] = st.number_input(spec.label, value=int(current), step=1, key=key, help=spec.help)
             elif spec.kind == "choice":
                 values[spec.name] = st.selectbox(spec.label, spec.choices, index=spec.choices.index(current),
@@ -67,16 +77,17 @@ elif source == "Paste or upload config.json":
         upload = st.file_uploader("…or upload a config.json", type=["json"], key="config_file")
         st.caption("Supported model_type: gpt2, openai-gpt, bert, roberta, distilbert, llama, mistral, qwen, "
                    "qwen2, phi3, gemma, gpt_neox. Missing fields take the transformers defaults.")
-    resolved = config_from_text(upload.getvalue() if upload is not None else text, base)
+    resolved = config_from_text(upload.getvalue() if upload is not None else text)
     cfg, resolved_label, error, notes = resolved.cfg, resolved.label, resolved.error, resolved.notes
 
-if error:
-    st.error(error)
-    resolved_label = preset
+if error:  # no numbers: the preset's totals under the student's fields read as the totals of those fields
+    st.error(escape_markdown(error))
+    st.info("Nothing is counted until the model above is valid: fix the field or the config.json, or pick a preset.")
+    st.stop()
 elif cfg == base:
     resolved_label = preset  # unchanged: keep the preset's name and published figure
 for note in notes:
-    st.info(note)
+    st.info(escape_markdown(note))
 
 opts = st.columns(3)
 is_bert_like = cfg.arch == "encoder"
@@ -112,7 +123,8 @@ tabs = st.tabs(["Where the parameters live", "Compare models", "Memory", "Comput
 
 # ---- breakdown --------------------------------------------------------------------------------------------------
 with tabs[0]:
-    chart(breakdown_sunburst(b, f"{resolved_label}: {info['human']} parameters", kind=kind), "breakdown_chart")
+    chart(breakdown_sunburst(b, f"{escape_html(resolved_label)}: {info['human']} parameters", kind=kind),
+          "breakdown_chart")
     st.markdown("**Every part, with its formula** (d = d_model, n_h heads of width d_h, n_kv K/V heads, "
                 "V = vocabulary, L = layers)")
     rows = breakdown_rows(b)
@@ -131,14 +143,14 @@ with tabs[0]:
     st.latex(sym)
     st.latex(num)
     st.markdown(symbol_values(cfg))
-    st.caption("The course's FFN is FFN(x) = max(0, xW₁ + b₁)W₂ + b₂: two matrices d·d_ff and d_ff·d. SwiGLU "
-               "(LLaMA, Qwen) adds a third, the gate, which is why their d_ff is about 8/3·d instead of 4·d.")
+    st.caption(swiglu_ratio_caption())
     st.latex(r"\text{FFN}(x) = \max(0, xW_1 + b_1)W_2 + b_2")
     st.latex(r"\text{SwiGLU}(x) = (\text{SiLU}(xW_{gate}) \odot xW_{up})W_{down}")
 
 # ---- compare ----------------------------------------------------------------------------------------------------
 with tabs[1]:
     defaults = [n for n in ("GPT-2 small", "BERT-base", "LLaMA-7B", "Qwen-1.8B") if n != preset]
+    follow_default("compare", tuple(defaults))
     chosen = st.multiselect("Models to compare", list(REAL_MODELS), default=defaults, key="compare")
     breakdowns = {resolved_label: b}
     for name in chosen:
@@ -165,10 +177,13 @@ with tabs[1]:
 # ---- memory -----------------------------------------------------------------------------------------------------
 with tabs[2]:
     gpu_name = st.selectbox("GPU", list(GPUS), index=1, key="gpu")
-    gpu = GPUS[gpu_name]
+    gpu_bytes = gpu_memory_bytes(gpu_name)
+    st.caption(f"{gpu_name}: {human_gpu_memory(gpu_bytes)}. A card's memory is counted in binary GiB (2³⁰ bytes); "
+               "model sizes below are in decimal GB (10⁹ bytes), as the ZeRO paper counts them.")
     st.subheader("Inference")
     c = st.columns(3)
     batch = c[0].number_input("Batch", value=1, step=1, key="inf_batch")
+    follow_default("inf_seq", min(cfg.max_seq_len, 4096))  # a new model's context, not the last one's
     seq = c[1].number_input("Sequence length (prompt + generated)", value=min(cfg.max_seq_len, 4096), step=256,
                             key="inf_seq")
     kv_dtype = c[2].selectbox("KV cache precision", ["bf16", "fp32", "int8"], key="kv_dtype")
@@ -179,9 +194,9 @@ with tabs[2]:
     except ValueError as err:
         kv_msg = str(err)
     if kv_msg and "encoder" in kv_msg:
-        st.info(kv_msg)
+        st.info(escape_markdown(kv_msg))
     elif kv_msg:
-        st.error(kv_msg)
+        st.error(escape_markdown(kv_msg))
     w_cols = st.columns(5)
     for col, (dt, nbytes) in zip(w_cols, weights.items()):
         col.metric(f"Weights {dt}", human_bytes(nbytes), f"{DTYPE_BYTES[dt]:g} bytes/param", delta_color="off",
@@ -190,9 +205,9 @@ with tabs[2]:
                      help="2 · L · n_kv · d_h · tokens · batch · bytes")
     need = weights["bf16"] + (kv or 0)
     st.caption(f"In bf16 with this KV cache: {human_bytes(need)}, so at least "
-               f"**{gpus_needed(need, gpu['memory_gb'])} × {gpu_name}** just to hold it (before activations "
+               f"**{gpus_needed(need, gpu_bytes)} × {gpu_name}** just to hold it (before activations "
                "and framework overhead).")
-    chart(inference_memory_bars(weights, kv, gpu["memory_gb"]), "inference_memory_chart")
+    chart(inference_memory_bars(weights, kv, gpu_bytes), "inference_memory_chart")
     st.latex(r"\text{KV cache} = 2 \cdot L \cdot n_{kv} \cdot d_h \cdot s \cdot b \cdot \text{bytes}")
     if cfg.n_kv_head < cfg.n_head:
         st.caption(f"Grouped-query attention: {cfg.n_kv_head} K/V heads instead of {cfg.n_head} make the cache "
@@ -205,25 +220,27 @@ with tabs[2]:
                            help="1 splits the optimizer states over the GPUs, 2 also the gradients, 3 also the "
                                 "weights (Rajbhandari et al. 2019).")
     micro = c[2].number_input("Micro-batch per GPU", value=1, step=1, key="micro_batch")
+    follow_default("train_seq", min(cfg.max_seq_len, 2048))
     train_seq = c[3].number_input("Sequence length", value=min(cfg.max_seq_len, 2048), step=256, key="train_seq")
     recompute = c[4].selectbox("Activation recomputation", RECOMPUTE, key="recompute")
     try:
         mem = training_memory(cfg, int(n_gpus), stage, int(micro), int(train_seq), recompute, n_params=b.total)
         states = [model_states_bytes(b.total, int(n_gpus), s) for s in ZERO_STAGES]
         per_layer_acts = human_bytes(activation_bytes_per_layer(cfg, int(micro), int(train_seq), recompute))
+        logits = human_bytes(logits_bytes(cfg, int(micro), int(train_seq)))
     except ValueError as err:
-        st.error(str(err))
-        mem, per_layer_acts = None, "—"
+        st.error(escape_markdown(err))
+        mem, per_layer_acts, logits = None, "—", "—"
     if mem is not None:
         t = st.columns(5)
         t[0].metric("Weights (bf16)", human_bytes(mem.states.weights))
         t[1].metric("Gradients (bf16)", human_bytes(mem.states.gradients))
         t[2].metric("Optimizer (fp32 ×3)", human_bytes(mem.states.optimizer))
         t[3].metric("Activations", human_bytes(mem.activations))
-        fits = mem.total <= gpu["memory_gb"] * 1e9
-        t[4].metric("Per GPU", human_bytes(mem.total), "fits" if fits else f"over {gpu['memory_gb']:g} GB",
+        fits = mem.total <= gpu_bytes
+        t[4].metric("Per GPU", human_bytes(mem.total), "fits" if fits else f"over {human_gpu_memory(gpu_bytes)}",
                     delta_color="normal" if fits else "inverse")
-        chart(memory_by_zero_stage(states, mem.activations, gpu["memory_gb"]), "training_memory_chart")
+        chart(memory_by_zero_stage(states, mem.activations, gpu_bytes), "training_memory_chart")
     st.latex(r"\begin{aligned} \text{stage 0:}&\; (2 + 2 + 12)\,\Psi &\quad \text{stage 1:}&\; 2\Psi + 2\Psi + "
              r"\tfrac{12\Psi}{N_d} \\ \text{stage 2:}&\; 2\Psi + \tfrac{(2 + 12)\Psi}{N_d} &\quad "
              r"\text{stage 3:}&\; \tfrac{(2 + 2 + 12)\Psi}{N_d} \end{aligned}")
@@ -232,7 +249,9 @@ with tabs[2]:
     st.latex(r"\text{activations per layer} = s\,b\,h\left(34 + 5\,\frac{a\,s}{h}\right) \text{ bytes}")
     st.caption("Activations: Korthikanti et al. 2022 (h = d_model, a = heads, s = sequence, b = micro-batch); "
                "selective recomputation keeps 34·s·b·h, full recomputation 2·s·b·h. Derived for the GPT block, "
-               f"an estimate for SwiGLU / GQA models. Per layer with these settings: {per_layer_acts}.")
+               f"an estimate for SwiGLU / GQA models. Per layer with these settings: {per_layer_acts}. Left out, "
+               "as in the paper (Section 4.3): the embedding layer's output, the final norm and the logits the loss "
+               f"keeps in fp32, 4·s·b·V bytes ({logits} with this vocabulary of {cfg.vocab_size:,}).")
 
 # ---- compute ----------------------------------------------------------------------------------------------------
 with tabs[3]:
@@ -240,8 +259,10 @@ with tabs[3]:
     paper_tokens = real.train_tokens if real is not None else None
     chin = chinchilla_tokens(b.total)
     c = st.columns(4)
-    token_choice = c[0].radio("Training tokens", ["Chinchilla-optimal (20 per parameter)"]
-                              + (["As in the paper"] if paper_tokens else []) + ["Custom"], key="token_choice")
+    token_options = ["Chinchilla-optimal (20 per parameter)"] + (["As in the paper"] if paper_tokens else []) \
+        + ["Custom"]
+    follow_default("token_choice", tuple(token_options))
+    token_choice = c[0].radio("Training tokens", token_options, key="token_choice")
     custom_b = c[0].number_input("Custom tokens (billions)", value=300.0, step=50.0, key="custom_tokens",
                                  disabled=token_choice != "Custom")
     tokens = chin if token_choice.startswith("Chinchilla") else paper_tokens if token_choice == "As in the paper" \
@@ -254,7 +275,7 @@ with tabs[3]:
         flops = training_flops(b.total, tokens)
         secs = training_seconds(flops, int(gpus_c), GPUS[gpu_c]["tflops"], mfu)
     except ValueError as err:
-        st.error(str(err))
+        st.error(escape_markdown(err))
         flops = secs = None
     if flops is not None:
         r = st.columns(4)
@@ -281,8 +302,8 @@ with tabs[3]:
 # ---- the course's table -----------------------------------------------------------------------------------------
 with tabs[4]:
     st.markdown("The course notes give two size tables. Here they are as printed, then cell by cell against "
-                "the exact configurations: ✓ correct, ≈ loosely rounded, ✗ mistake; the corpus column is not a "
-                "model size and is only explained.")
+                "the exact configurations: ✓ correct, ≈ loosely rounded, ✗ mistake, ⚑ right number under a wrong "
+                "header; the corpus column is not a model size and is only explained.")
     for i, table in enumerate(COURSE_TABLES):
         st.subheader(f"{table.title} (notes: {table.section})")
         printed, marked, explained = course_table_rows(table)
@@ -297,3 +318,7 @@ with tabs[4]:
             for e in explained:
                 exact = f" → **{e['exact']}**" if e["exact"] else ""
                 st.markdown(f"- **{e['model']} · {e['column']}** ({e['verdict']}): {e['notes']}{exact}. {e['why']}")
+
+    st.subheader("Other sentences of the notes, corrected")
+    for e in NOTES_ERRORS:
+        st.markdown(f"- **{e.section}** · “{e.quote}”  \n  {e.correction} *({e.source})*")

@@ -8,3 +8,8 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
+
+from explorer.device import configure_process  # noqa: E402
+
+# What app.py does at start: every test, whatever ran before it, computes with EXPLORER_TORCH_THREADS threads.
+configure_process()

@@ -1,17 +1,22 @@
 """The real models inside the explorer core equal transformers' own implementations (eager attention, float32)."""
 from __future__ import annotations
 
+import shutil
 import threading
+from pathlib import Path
 
 import pytest
 import torch
 import torch.nn.functional as F
 
-from explorer.pretrained import MODEL_NAMES, cache_root, load_model, sentence_embedding
+from explorer.pretrained import CACHE_ENV, MODEL_NAMES, cache_root, load_model, sentence_embedding
 
+from .numerics import assert_rows_close, near_exact, pattern_scale, reordered, widest_sum
 from .pretrained_models import ours, reference
 
 pytestmark = pytest.mark.slow
+# MiniLM's padded batches and pooled embeddings (values of magnitude <= ~10): ours and BERT run the same arithmetic,
+# measured a few EPS (~1e-6) apart, so 1e-4 is far above any CPU's rounding and far below a real mistake.
 ATOL = 1e-4
 
 MINILM_TEXTS = [
@@ -34,7 +39,8 @@ def minilm():
 
 @pytest.fixture(scope="module")
 def smollm():
-    return ours("smollm2-135m"), reference("smollm2-135m")
+    """Ours in the row-major layout: the same sums in the same order as transformers (see pretrained_models.ours)."""
+    return ours("smollm2-135m", layout="row"), reference("smollm2-135m")
 
 
 def _hf_forward(hf, **kwargs):
@@ -48,11 +54,14 @@ def test_minilm_hidden_states_and_attention_match_bert(minilm, text):
     ids = pm.encode(text).ids_tensor()
     _, cache = pm.model.run_with_cache(ids)
     out = _hf_forward(hf, input_ids=ids)
-    torch.testing.assert_close(cache["embed.out"], out.hidden_states[0], atol=ATOL, rtol=0)
+    assert_rows_close(cache["embed.out"], out.hidden_states[0], near_exact(1), "embed.out")
     for i in range(pm.config.n_layer):
-        torch.testing.assert_close(cache[f"blocks.{i}.resid_post"], out.hidden_states[i + 1], atol=ATOL, rtol=0)
-        torch.testing.assert_close(cache[f"blocks.{i}.attn.pattern"], out.attentions[i], atol=ATOL, rtol=0)
-    torch.testing.assert_close(cache["final"], out.last_hidden_state, atol=ATOL, rtol=0)
+        assert_rows_close(cache[f"blocks.{i}.resid_post"], out.hidden_states[i + 1], near_exact(i + 1),
+                          f"blocks.{i}.resid_post")
+        assert_rows_close(cache[f"blocks.{i}.attn.pattern"], out.attentions[i], near_exact(i + 1),
+                          f"blocks.{i}.attn.pattern",
+                          scale=pattern_scale(cache[f"blocks.{i}.attn.scores"], cache[f"blocks.{i}.attn.pattern"]))
+    assert_rows_close(cache["final"], out.last_hidden_state, near_exact(pm.config.n_layer), "final")
 
 
 def test_minilm_sentence_pairs_and_padding_match_bert(minilm):
@@ -92,14 +101,45 @@ def test_minilm_sentence_embedding_is_the_mean_pooled_normalised_hidden_state(mi
 @pytest.mark.parametrize("text", SMOLLM_TEXTS)
 def test_smollm2_logits_and_attention_match_llama(smollm, text, chat):
     pm, hf = smollm
+    n_layer = pm.config.n_layer
     ids = pm.encode(text, chat=chat).ids_tensor()
-    logits, cache = pm.model.run_with_cache(ids, names=lambda n: n.endswith(("attn.pattern", "resid_post")))
+    logits, cache = pm.model.run_with_cache(ids, names=_PATTERNS_AND_RESIDUALS)
     out = _hf_forward(hf, input_ids=ids)
-    torch.testing.assert_close(logits, out.logits, atol=ATOL, rtol=0)
-    for i in range(pm.config.n_layer):
-        torch.testing.assert_close(cache[f"blocks.{i}.attn.pattern"], out.attentions[i], atol=ATOL, rtol=0)
-    for i in range(pm.config.n_layer - 1):  # HF's last hidden state is after the final norm
-        torch.testing.assert_close(cache[f"blocks.{i}.resid_post"], out.hidden_states[i + 1], atol=ATOL, rtol=1e-5)
+    assert_rows_close(logits, out.logits, near_exact(n_layer + 1), "logits")
+    for i in range(n_layer):
+        assert_rows_close(cache[f"blocks.{i}.attn.pattern"], out.attentions[i], near_exact(i + 1),
+                          f"blocks.{i}.attn.pattern", scale=_pattern_scale(cache, i))
+    for i in range(n_layer - 1):  # HF's last hidden state is after the final norm
+        assert_rows_close(cache[f"blocks.{i}.resid_post"], out.hidden_states[i + 1], near_exact(i + 1),
+                          f"blocks.{i}.resid_post")
+
+
+@pytest.mark.parametrize("chat", [False, True], ids=["plain", "chat"])
+@pytest.mark.parametrize("text", SMOLLM_TEXTS)
+def test_smollm2_decode_layout_matches_row_major(text, chat):
+    """The layout the app serves computes the same model: its sums run in another order, so it drifts from the
+    row-major model by rounding only (the reordering bound of tests/numerics.py, per row and per depth)."""
+    row, dec = ours("smollm2-135m", layout="row"), ours("smollm2-135m")
+    assert row.model.stack.blocks[0].mlp.W_out.weight.is_contiguous()
+    assert not dec.model.stack.blocks[0].mlp.W_out.weight.is_contiguous(), "the app's layout is column-major"
+    cfg, k = row.config, widest_sum(row.config)
+    ids = row.encode(text, chat=chat).ids_tensor()
+    expected_logits, expected = row.model.run_with_cache(ids, names=_PATTERNS_AND_RESIDUALS)
+    logits, cache = dec.model.run_with_cache(ids, names=_PATTERNS_AND_RESIDUALS)
+    for i in range(cfg.n_layer):
+        assert_rows_close(cache[f"blocks.{i}.resid_post"], expected[f"blocks.{i}.resid_post"], reordered(i + 1, k),
+                          f"blocks.{i}.resid_post")
+        assert_rows_close(cache[f"blocks.{i}.attn.pattern"], expected[f"blocks.{i}.attn.pattern"],
+                          reordered(i + 1, k), f"blocks.{i}.attn.pattern", scale=_pattern_scale(expected, i))
+    assert_rows_close(logits, expected_logits, reordered(cfg.n_layer + 1, k), "logits")
+
+
+def _PATTERNS_AND_RESIDUALS(name: str) -> bool:
+    return name.endswith(("attn.scores", "attn.pattern", "resid_post"))
+
+
+def _pattern_scale(cache, i: int):
+    return pattern_scale(cache[f"blocks.{i}.attn.scores"], cache[f"blocks.{i}.attn.pattern"])
 
 
 def test_smollm2_config_is_the_llama_architecture(smollm):
@@ -127,9 +167,27 @@ def test_smollm2_chat_prompt_is_the_chat_template(smollm):
 
 
 def test_second_load_reads_the_safetensors_cache():
-    pm = load_model("smollm2-135m", device="cpu")  # the fixtures above already converted the GGUF once
+    ours("smollm2-135m")  # converts the GGUF if no test before this one did (any order, any cache on disk)
+    pm = load_model("smollm2-135m", device="cpu")
     assert pm.from_cache and pm.source.startswith(str(cache_root()))
     assert any(cache_root().glob("smollm2-135m-*/model.safetensors"))
+
+
+def test_an_empty_cache_is_filled_by_the_first_load(monkeypatch, tmp_path):
+    """A fresh machine: the first load converts the GGUF into the cache folder, the next one reads it, and both
+    hold the same weights."""
+    root = tmp_path / "empty-cache"
+    monkeypatch.setenv(CACHE_ENV, str(root))
+    try:
+        first = load_model("smollm2-135m", device="cpu")
+        assert not first.from_cache and Path(first.source).parent == root
+        second = load_model("smollm2-135m", device="cpu")
+        assert second.from_cache and second.source == first.source
+        a, b = first.model.state_dict(), second.model.state_dict()
+        assert a.keys() == b.keys() and all(torch.equal(a[n], b[n]) for n in a)
+        assert [p.name for p in root.iterdir()] == [Path(first.source).name]  # no scratch folder left behind
+    finally:
+        shutil.rmtree(root, ignore_errors=True)  # 540 MB: not kept among pytest's last temporary folders
 
 
 def test_cache_folder_follows_the_environment(monkeypatch, tmp_path):

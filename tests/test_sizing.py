@@ -227,15 +227,16 @@ def test_human_count():
 # ---- the course's tables ------------------------------------------------------------------------------------
 
 def test_course_gpt_table_holds_d_ff_under_hidden_size_and_d_model_under_attention_dim():
-    from explorer.course_tables import COURSE_TABLES, WRONG
+    from explorer.course_tables import COURSE_TABLES, MISLABELLED, OK
     gpt = COURSE_TABLES[0]
     for row in gpt.checks:
         cfg = REAL_MODELS[row.preset].cfg
         cells = {c.column: c for c in row.cells}
         assert int(cells["Hidden_size"].notes_value) == cfg.d_ff == 4 * cfg.d_model
-        assert cells["Hidden_size"].verdict == WRONG and "d_ff" in cells["Hidden_size"].why
+        assert cells["Hidden_size"].verdict == MISLABELLED and "d_ff" in cells["Hidden_size"].why
+        # The notes' MHA code calls the width of all heads together dim_k: 注意力维度 = n_h·d_h = d_model is right.
         assert int(cells["注意力维度"].notes_value) == cfg.d_model
-        assert cells["注意力维度"].verdict == WRONG and "d_model" in cells["注意力维度"].why
+        assert cells["注意力维度"].verdict == OK and "d_model" in cells["注意力维度"].why
         assert int(cells["Decoder Layer"].notes_value) == cfg.n_layer
         assert int(cells["注意力头数"].notes_value) == cfg.n_head
 

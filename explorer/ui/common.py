@@ -1,18 +1,10 @@
 """Widgets and helpers shared by every page."""
 from __future__ import annotations
 
-import os
-
 import streamlit as st
-import torch
 
 from ..device import default_device, device_label
-
-# A classroom server runs many sessions at once. With several OpenMP threads per op, a tiny op then waits for a
-# descheduled thread: softmax of an 8x6x6 tensor took 12 ms with 2 threads on a busy 2-core machine and 7 us with
-# 1. The labs' tensors are small, so one thread per computation is faster for everyone. Pages import this module,
-# and Streamlit runs every rerun in a new thread, which takes this setting over.
-torch.set_num_threads(int(os.environ.get("EXPLORER_TORCH_THREADS", "1")))
+from .safe_text import escape_markdown
 
 
 def page_header(title: str, intro: str, course_section: str | None = None) -> None:
@@ -33,5 +25,6 @@ def show_device() -> None:
 
 
 def report_invalid(err: Exception) -> None:
-    """A ValueError from the library, as a sentence for the student rather than a traceback."""
-    st.error(str(err))
+    """A ValueError from the library, as a sentence for the student rather than a traceback; escaped, because
+    library sentences quote what the student typed."""
+    st.error(escape_markdown(str(err)))

@@ -27,16 +27,18 @@ LABS: tuple[Lab, ...] = (
         "Type a sentence and follow it through Q, K, V, the scores, the mask and the softmax, head by head.",
         "Attention 机制 · Multi-Head Attention · Mask", "attention"),
     Lab("labs/positional_lab.py", "Positional encoding lab", ":material/waves:",
-        "Sinusoidal, learned, RoPE and ALiBi side by side, and why attention needs positions at all.",
+        "Sinusoidal, learned, RoPE and ALiBi side by side, and why a bidirectional layer needs positions at all.",
         "Positional Encoding", "positional"),
     Lab("labs/sizing_lab.py", "Model sizing lab", ":material/calculate:",
         "Exact parameter counts, memory and compute for GPT, BERT and LLaMA, and the course's table checked.",
         "GPT 系列模型的发展 · 模型规模", "sizing"),
     Lab("labs/internals_lab.py", "Model internals lab", ":material/neurology:",
-        "Real weights (MiniLM, SmolLM2): every layer's attention, head ablation, the logit lens.",
+        "Trained weights (MiniLM; SmolLM2 from its 4-bit release): every layer's attention, head ablation, the "
+        "logit lens.",
         "Decoder Only · Encoder", "internals"),
     Lab("labs/generation_lab.py", "Generation lab", ":material/edit_note:",
-        "Watch SmolLM2 write one token at a time: candidates, probabilities, sampling settings, KV cache.",
+        "Watch SmolLM2 (4-bit release, run in float32) write one token at a time: candidates, probabilities, "
+        "sampling settings, KV cache.",
         "预训练任务——CLM · 推理", "generation"),
 )
 

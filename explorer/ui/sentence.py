@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import streamlit as st
 
+from .safe_text import escape_markdown, inline_code
 from ..tokenizer import DEFAULT_SENTENCE, MAX_LAB_TOKENS, Tokens, tokenize_for_lab
 
 
@@ -11,12 +12,13 @@ def sentence_input(key: str = "sentence") -> Tokens:
     text = st.text_input("Sentence (English or Chinese)", DEFAULT_SENTENCE, key=key, max_chars=400)
     lab_input = tokenize_for_lab(text)
     if lab_input.error:
-        st.error(lab_input.error)
-        st.warning(lab_input.fallback)
+        st.error(escape_markdown(lab_input.error))
+        if lab_input.fallback:
+            st.warning(escape_markdown(lab_input.fallback))
     tokens = lab_input.tokens
-    st.markdown("**Tokens:** " + " ".join(f"`{t}`" for t in tokens.tokens))
+    st.markdown("**Tokens:** " + " ".join(inline_code(t) for t in tokens.tokens))
     unknown = tokens.unknown_pieces()
-    note = (f" WordPiece does not know {' '.join(unknown)} (all [UNK], one id); the lab still gives each its own "
+    note = (f" WordPiece does not know {' '.join(inline_code(u) for u in unknown)} (all [UNK], one id); the lab still gives each its own "
             "embedding row." if unknown else "")
     st.caption(f"{len(tokens)} tokens (at most {MAX_LAB_TOKENS}) with ids "
                + " ".join(str(i) for i in tokens.ids) + ". BERT's WordPiece splits English into word pieces (##) "

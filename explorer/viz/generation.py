@@ -1,4 +1,8 @@
-"""Figures of the generation lab: pure functions from explorer.generation's Steps to plotly figures."""
+"""Figures of the generation lab: pure functions from explorer.generation's Steps to plotly figures.
+
+Token labels are the model's output (or the student's prompt), so every one goes through ``_plain`` before plotly
+reads it: plotly's strings understand a subset of HTML (<b>, <br>, <a href>).
+"""
 from __future__ import annotations
 
 import html
@@ -20,13 +24,19 @@ def quoted(label: str) -> str:
     return f"“{label}”"
 
 
+def _plain(text: str) -> str:
+    """``text`` as plotly shows it literally. Only &, < and > need escaping: plotly decodes &amp; &lt; &gt; and
+    numeric entities but not &quot; or &#x27;, which html.escape's default would leave on screen."""
+    return html.escape(text, quote=False)
+
+
 def candidate_bars(step: Step, *, title: str | None = None) -> go.Figure:
     """The top candidates for one step: probability after the settings (the chosen token highlighted, tokens the
     settings removed at 0) over the model's own probability in grey."""
     cands = step.candidates
-    labels = unique_labels([quoted(c.label) for c in cands])
+    labels = unique_labels([_plain(quoted(c.label)) for c in cands])
     colours = [CHOSEN if c.token_id == step.token_id else (KEPT if c.prob > 0 else "#bbbbbb") for c in cands]
-    hover = [f"{html.escape(quoted(c.label))}<br>after the settings: {c.prob:.3f}<br>model alone: {c.model_prob:.3f}"
+    hover = [f"{_plain(quoted(c.label))}<br>after the settings: {c.prob:.3f}<br>model alone: {c.model_prob:.3f}"
              + ("<br><b>chosen</b>" if c.token_id == step.token_id else "")
              + ("" if c.prob > 0 else "<br>removed by top-k / top-p / min-p") for c in cands]
     fig = go.Figure([
@@ -38,7 +48,7 @@ def candidate_bars(step: Step, *, title: str | None = None) -> go.Figure:
     ])
     fig.update_layout(
         title=title if title is not None else
-        f"Token {step.index + 1}: picked {quoted(step.label)} with probability {step.prob:.2f}",
+        f"Token {step.index + 1}: picked {_plain(quoted(step.label))} with probability {step.prob:.2f}",
         barmode="overlay", xaxis_title="probability", yaxis_title="candidate next token",
         height=max(320, 130 + 26 * len(cands)), margin=dict(l=10, r=10, t=85, b=10),
         legend=dict(orientation="h", yanchor="bottom", y=1.0, x=0),
@@ -55,12 +65,12 @@ def _bar_text(c) -> str:
 
 
 def _hover_for(step: Step, label: str, n: int = 5) -> str:
-    lines = [f"token {step.index + 1}: <b>{html.escape(quoted(label))}</b>",
+    lines = [f"token {step.index + 1}: <b>{_plain(quoted(label))}</b>",
              f"p = {step.prob:.3f} (model alone {step.model_prob:.3f})",
              f"entropy {step.entropy:.2f} bits", "top candidates:"]
     for c in step.candidates[:n]:
         mark = " ←" if c.token_id == step.token_id else ""
-        lines.append(f"  {html.escape(quoted(c.label))} {c.prob:.3f}{mark}")
+        lines.append(f"  {_plain(quoted(c.label))} {c.prob:.3f}{mark}")
     return "<br>".join(lines)
 
 
@@ -78,7 +88,7 @@ def timeline(steps: Sequence[Step], labels: Sequence[str] | None = None, *, per_
         r, c = divmod(i, per_row)
         z[r, c] = s.prob
         lab = labels[i]
-        text[r, c] = html.escape(lab if len(lab) <= 10 else lab[:9] + "…")
+        text[r, c] = _plain(lab if len(lab) <= 10 else lab[:9] + "…")
         hover[r, c] = _hover_for(s, lab)
     y = [f"tokens {r * per_row + 1}–{min(n, (r + 1) * per_row)}" for r in range(rows)]
     fig = go.Figure(go.Heatmap(
@@ -95,7 +105,7 @@ def timeline(steps: Sequence[Step], labels: Sequence[str] | None = None, *, per_
 
 def entropy_line(steps: Sequence[Step], labels: Sequence[str] | None = None) -> go.Figure:
     """How unsure the model was at every step: entropy of its own distribution and of the one sampled from."""
-    x = unique_labels([quoted(lab) for lab in (labels if labels is not None else [s.label for s in steps])])
+    x = unique_labels([_plain(quoted(lab)) for lab in (labels if labels is not None else [s.label for s in steps])])
     fig = go.Figure([
         go.Scatter(x=x, y=[s.model_entropy for s in steps], mode="lines+markers", name="model alone"),
         go.Scatter(x=x, y=[s.entropy for s in steps], mode="lines+markers", name="after the settings"),
@@ -114,10 +124,11 @@ def attention_over_context(step: Step, context_labels: Sequence[str], *, head: i
     attn = to_numpy(step.attention)  # (n_layer, n_head, S)
     rows = attn.mean(axis=1) if head is None else attn[:, head, :]
     who = "average of the heads" if head is None else f"head {head}"
-    query = context_labels[-1] if context_labels else ""
+    query = _plain(context_labels[-1]) if context_labels else ""
     fig = heatmap(
-        rows, x_labels=list(context_labels), y_labels=[f"layer {i}" for i in range(rows.shape[0])],
-        title=f"Attention of {quoted(query)} over the context<br><sup>when picking {quoted(step.label)} · {who}</sup>",
+        rows, x_labels=[_plain(lab) for lab in context_labels], y_labels=[f"layer {i}" for i in range(rows.shape[0])],
+        title=f"Attention of {quoted(query)} over the context<br><sup>when picking {_plain(quoted(step.label))} · "
+              f"{who}</sup>",
         x_title="context token (attended to)", y_title="layer", colorscale="Blues", zmin=0,
         height=max(300, 60 + 16 * rows.shape[0]),
     )
@@ -127,7 +138,7 @@ def attention_over_context(step: Step, context_labels: Sequence[str], *, head: i
 
 def speed_chart(reports: Sequence[SpeedReport], labels: Sequence[str]) -> go.Figure:
     """Milliseconds per generated token, with and without the KV cache, on the same tokens."""
-    x = unique_labels([quoted(lab) for lab in labels])
+    x = unique_labels([_plain(quoted(lab)) for lab in labels])
     fig = go.Figure()
     for r in reports:
         name = "KV cache on" if r.use_cache else "KV cache off (re-reads the whole text)"

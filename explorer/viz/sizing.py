@@ -9,7 +9,9 @@ from collections.abc import Mapping, Sequence
 import plotly.graph_objects as go
 
 from ..config import ModelConfig
-from ..sizing import GB, GROUPS, ModelStates, ParamBreakdown, approx_params, count_params, human_count
+from ..sizing import (GB, GROUPS, ModelStates, ParamBreakdown, approx_params, count_params, human_count,
+                      human_gpu_memory)
+from ..ui.safe_text import escape_html
 
 GROUP_COLORS = {"embeddings": "#4C78A8", "attention": "#F58518", "ffn": "#54A24B", "norms": "#B279A2",
                 "head": "#E45756"}
@@ -55,18 +57,17 @@ def breakdown_sunburst(b: ParamBreakdown, title: str = "", kind: str = "sunburst
 def compare_bars(breakdowns: Mapping[str, ParamBreakdown], share: bool = False) -> go.Figure:
     """One stacked bar per model, split into embeddings / attention / FFN / norms / head; ``share`` draws each
     part as a percentage of its model (a log axis would distort stacked parts, so sizes stay linear)."""
-    names = list(breakdowns)
+    names = [escape_html(n) for n in breakdowns]  # a pasted config.json names its own model
+    totals = [b.total for b in breakdowns.values()]
     fig = go.Figure()
     for group in GROUPS:
-        values = [breakdowns[n].group_total(group) for n in names]
+        values = [b.group_total(group) for b in breakdowns.values()]
         if not any(values):
             continue
-        ys = [100 * v / breakdowns[n].total for v, n in zip(values, names)] if share else values
+        ys = [100 * v / t for v, t in zip(values, totals)] if share else values
         fig.add_bar(x=names, y=ys, name=GROUP_LABELS[group], marker_color=GROUP_COLORS[group],
-                    customdata=[f"{human_count(v)} ({100 * v / breakdowns[n].total:.1f}%)"
-                                for v, n in zip(values, names)],
+                    customdata=[f"{human_count(v)} ({100 * v / t:.1f}%)" for v, t in zip(values, totals)],
                     hovertemplate="%{x}<br>" + GROUP_LABELS[group] + ": %{customdata}<extra></extra>")
-    totals = [breakdowns[n].total for n in names]
     fig.add_scatter(x=names, y=[100] * len(names) if share else totals, mode="text",
                     text=[human_count(t) for t in totals], textposition="top center", showlegend=False,
                     hoverinfo="skip")
@@ -116,7 +117,7 @@ def _resized(cfg: ModelConfig, d_model: int, n_layer: int) -> ModelConfig | None
         return None
 
 
-def memory_by_zero_stage(states: Sequence[ModelStates], activations: float, gpu_memory_gb: float | None = None
+def memory_by_zero_stage(states: Sequence[ModelStates], activations: float, gpu_bytes: float | None = None
                          ) -> go.Figure:
     """Per-GPU memory for ZeRO stages 0..3 stacked as weights, gradients, optimizer states and activations,
     with the GPU's capacity as a line."""
@@ -129,16 +130,16 @@ def memory_by_zero_stage(states: Sequence[ModelStates], activations: float, gpu_
                     + "</extra>")
     fig.add_bar(x=x, y=[activations / GB] * len(states), name="activations", marker_color="#B279A2",
                 hovertemplate="%{x}: %{y:.3g} GB<extra>activations</extra>")
-    if gpu_memory_gb:
-        fig.add_hline(y=gpu_memory_gb, line_dash="dash", line_color="#E45756",
-                      annotation_text=f"GPU memory {gpu_memory_gb:g} GB", annotation_position="top right")
+    if gpu_bytes:  # the bars are in decimal GB, so the card's GiB are drawn at their decimal height
+        fig.add_hline(y=gpu_bytes / GB, line_dash="dash", line_color="#E45756",
+                      annotation_text=f"GPU memory {human_gpu_memory(gpu_bytes)}", annotation_position="top right")
     fig.update_layout(barmode="stack", height=400, margin=dict(l=10, r=10, t=30, b=10))
     fig.update_yaxes(title_text="GB per GPU")
     fig.update_xaxes(title_text="ZeRO stage (0 = plain data parallel)")
     return fig
 
 
-def inference_memory_bars(weights: Mapping[str, float], kv_cache: float | None, gpu_memory_gb: float | None = None
+def inference_memory_bars(weights: Mapping[str, float], kv_cache: float | None, gpu_bytes: float | None = None
                           ) -> go.Figure:
     """Weights at each precision, with the KV cache stacked on top."""
     names = list(weights)
@@ -148,9 +149,9 @@ def inference_memory_bars(weights: Mapping[str, float], kv_cache: float | None, 
     if kv_cache:
         fig.add_bar(x=names, y=[kv_cache / GB] * len(names), name="KV cache", marker_color="#F58518",
                     hovertemplate="KV cache: %{y:.3g} GB<extra></extra>")
-    if gpu_memory_gb:
-        fig.add_hline(y=gpu_memory_gb, line_dash="dash", line_color="#E45756",
-                      annotation_text=f"GPU memory {gpu_memory_gb:g} GB", annotation_position="top right")
+    if gpu_bytes:  # the bars are in decimal GB, so the card's GiB are drawn at their decimal height
+        fig.add_hline(y=gpu_bytes / GB, line_dash="dash", line_color="#E45756",
+                      annotation_text=f"GPU memory {human_gpu_memory(gpu_bytes)}", annotation_position="top right")
     fig.update_layout(barmode="stack", height=380, margin=dict(l=10, r=10, t=30, b=10))
     fig.update_yaxes(title_text="GB")
     fig.update_xaxes(title_text="weight precision")

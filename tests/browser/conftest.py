@@ -12,9 +12,11 @@ import time
 import urllib.request
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Callable
 
 import pytest
 from playwright.sync_api import Page, expect, sync_playwright
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "tests" / "artifacts"
@@ -85,9 +87,39 @@ def browser():
         b.close()
 
 
+# When the page is ready for the next action, read from the DOM (Streamlit 1.67; its status widget no longer says
+# "Running"):
+# - Streamlit marks its root element with the state of the script run: data-test-script-state on
+#   [data-testid="stApp"] goes 'initial' -> 'running' -> 'notRunning' on a first visit, and 'notRunning' ->
+#   'running' -> 'notRunning' after an interaction. Right after a click it still reads 'notRunning' for ~100 ms,
+#   so a test that acted waits for the run its action started: __stRunsStarted counts the runs that began.
+# - 'notRunning' means the server sent everything, not that the browser has drawn it: on a busy machine plotly
+#   went on rewriting the page for up to 5 s, and a click in that time could be lost. __stLastChange is when the
+#   DOM last changed; the page has settled once it has not changed for SETTLED_MS.
+_WATCHERS = """
+(() => {
+  window.__stRunsStarted = 0;
+  window.__stLastChange = performance.now();
+  let last = null;
+  new MutationObserver((records) => {
+    window.__stLastChange = performance.now();
+    for (const r of records) {
+      if (r.type !== 'attributes' || r.attributeName !== 'data-test-script-state') continue;
+      const state = r.target.getAttribute('data-test-script-state');
+      if (state === 'running' && last !== 'running') window.__stRunsStarted += 1;
+      last = state;
+    }
+  }).observe(document, {subtree: true, childList: true, characterData: true, attributes: true});
+})();
+"""
+SETTLED_MS = 300
+_SCRIPT_STATE = "document.querySelector('[data-testid=\"stApp\"]')?.getAttribute('data-test-script-state')"
+
+
 @pytest.fixture
 def page(browser, request) -> Page:
     context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    context.add_init_script(_WATCHERS)
     pg = context.new_page()
     yield pg
     ARTIFACTS.mkdir(exist_ok=True)
@@ -96,21 +128,48 @@ def page(browser, request) -> Page:
 
 
 def wait_for_app(page: Page, timeout_ms: int = 60_000) -> None:
-    """Wait until Streamlit has finished running the script, then fail if it shows an exception."""
-    # Every page starts with a title, so a visible h1 means the script has begun drawing.
-    page.wait_for_selector('[data-testid="stMain"] h1', timeout=timeout_ms)
-    page.wait_for_function(
-        "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')"
-        " || !document.querySelector('[data-testid=\"stStatusWidget\"]').innerText.includes('Running')",
-        timeout=timeout_ms,
-    )
-    page.wait_for_timeout(300)
-    page.wait_for_function(
-        "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')"
-        " || !document.querySelector('[data-testid=\"stStatusWidget\"]').innerText.includes('Running')",
-        timeout=timeout_ms,
-    )
+    """Wait until Streamlit has finished running the script ('initial' on a fresh page is not finished) and the
+    browser has drawn what it sent, then fail if the page shows an exception. After an interaction use ``rerun``
+    instead: it waits for the run the action asked for, which may not have begun yet."""
+    try:
+        page.wait_for_function(f"() => {_SCRIPT_STATE} === 'notRunning'"
+                               f" && performance.now() - window.__stLastChange > {SETTLED_MS}", timeout=timeout_ms)
+    except PlaywrightTimeout as e:
+        state = page.evaluate(f"() => [{_SCRIPT_STATE}, performance.now() - window.__stLastChange]")
+        raise AssertionError(f"the page did not settle in {timeout_ms} ms (script state {state[0]!r}, "
+                             f"last change {state[1]:.0f} ms ago)") from e
     assert_no_exception(page)
+
+
+def runs_started(page: Page) -> int:
+    return page.evaluate("() => window.__stRunsStarted")
+
+
+LOST_MS = 10_000  # an action's run starts within 0.1-3 s, even with Chromium starved on a busy 2-core machine
+
+
+def rerun(page: Page, action: Callable[[], object], timeout_ms: int = 60_000, *, again_if_lost: bool = False) -> None:
+    """Do ``action`` (a click, a key press), wait until the script run it triggers has started and finished and the
+    page has settled, and fail if the page then shows an exception.
+
+    ``again_if_lost`` for an action that is safe to repeat (choosing an option, a sidebar link, a key press towards
+    a target value the caller checks): a starved Chromium now and then drops a click (seen about once in ten at a
+    load average of 12 on 2 cores), so when no run has started after LOST_MS the action is done again, twice at
+    most. Never for a button whose every press counts (Generate, Next token)."""
+    before = runs_started(page)
+    tries = 3 if again_if_lost else 1
+    for attempt in range(1, tries + 1):
+        action()
+        try:
+            page.wait_for_function(f"() => window.__stRunsStarted > {before}",
+                                   timeout=LOST_MS if attempt < tries else timeout_ms)
+            break
+        except PlaywrightTimeout as e:
+            if attempt == tries:
+                state = page.evaluate(f"() => {_SCRIPT_STATE}")
+                raise AssertionError(f"the action started no script run ({tries} tries; script state {state!r})") \
+                    from e
+    wait_for_app(page, timeout_ms)
 
 
 def assert_no_exception(page: Page) -> None:
@@ -128,4 +187,4 @@ def open_lab(page: Page, app_url: str, name: str) -> None:
     wait_for_app(page)
 
 
-__all__ = ["wait_for_app", "assert_no_exception", "open_lab", "expect"]
+__all__ = ["wait_for_app", "rerun", "assert_no_exception", "open_lab", "expect"]

@@ -3,7 +3,7 @@ import re
 
 import pytest
 
-from .conftest import expect, wait_for_app
+from .conftest import expect, rerun, wait_for_app
 
 pytestmark = pytest.mark.browser
 
@@ -12,9 +12,8 @@ def open_from_home(page, app_url, title: str) -> None:
     """Open a lab the way a student does: the home page, then its link in the sidebar."""
     page.goto(app_url)
     wait_for_app(page)
-    page.locator('[data-testid="stSidebarNav"]').get_by_role("link", name=title).click()
-    expect(page.get_by_role("heading", name=title, exact=True)).to_be_visible(timeout=60_000)
-    wait_for_app(page)
+    rerun(page, page.locator('[data-testid="stSidebarNav"]').get_by_role("link", name=title).click, again_if_lost=True)
+    expect(page.get_by_role("heading", name=title, exact=True)).to_be_visible()
 
 
 def grid_panel_titles(page) -> list[str]:
@@ -30,14 +29,12 @@ def test_heads_slider_changes_the_grid(page, app_url):
     assert len(grid_panel_titles(page)) == 4
 
     thumb = page.locator('[data-testid="stSlider"]').filter(has_text="n_head").get_by_role("slider")
-    for _ in range(12):  # 4 -> 8 heads, one key press at a time (a press during a rerun can be lost)
+    for _ in range(12):  # 4 -> 8 heads, one key press at a time, each after the rerun of the one before
         if thumb.get_attribute("aria-valuetext") == "8":
             break
         thumb.focus()
-        thumb.press("ArrowRight")
-        page.wait_for_timeout(150)
+        rerun(page, lambda: thumb.press("ArrowRight"), again_if_lost=True)
     expect(thumb).to_have_attribute("aria-valuetext", "8")
-    wait_for_app(page)
     expect(page.get_by_text(re.compile(r"8 heads of d_k = d_v = 8"))).to_be_visible()
     titles = grid_panel_titles(page)
     assert len(titles) == 8, titles
@@ -48,17 +45,17 @@ def test_flipping_the_encoding(page, app_url):
     open_from_home(page, app_url, "Positional encoding lab")
     expect(page.get_by_role("heading", name=re.compile("Sinusoidal"))).to_be_visible()
 
-    page.locator('[data-testid="stRadio"]').get_by_text("RoPE", exact=True).click()
-    wait_for_app(page)
+    rerun(page, page.locator('[data-testid="stRadio"]').get_by_text("RoPE", exact=True).click, again_if_lost=True)
     expect(page.get_by_role("heading", name=re.compile("RoPE: rotary"))).to_be_visible()
     expect(page.locator('[data-testid="stPlotlyChart"]').filter(has_text="vs relative distance")).to_have_count(1)
 
-    page.locator('[data-testid="stRadio"]').get_by_text("None", exact=True).click()
-    wait_for_app(page)
+    rerun(page, page.locator('[data-testid="stRadio"]').get_by_text("None", exact=True).click, again_if_lost=True)
     expect(page.get_by_text(re.compile("Same pattern, permuted"))).to_be_visible()
 
     # switch an encoding on in the shuffle experiment: the equality breaks
+    # A first click on a selectbox only focuses its input (Streamlit 1.67): type the option and press Enter.
     page.locator('[data-testid="stSelectbox"]').filter(has_text="Now switch on").click()
-    page.get_by_role("option", name="Sinusoidal").click()
-    wait_for_app(page)
+    expect(page.get_by_role("combobox", name="Now switch on")).to_be_focused()
+    page.keyboard.type("Sinusoidal")
+    rerun(page, lambda: page.keyboard.press("Enter"), again_if_lost=True)
     expect(page.get_by_text(re.compile("With Sinusoidal the patterns differ"))).to_be_visible()

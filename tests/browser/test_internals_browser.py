@@ -3,7 +3,7 @@ import re
 
 import pytest
 
-from .conftest import expect, wait_for_app
+from .conftest import expect, rerun, wait_for_app
 
 pytestmark = pytest.mark.browser
 
@@ -12,17 +12,17 @@ def open_from_home(page, app_url) -> None:
     """Open the lab the way a student does: the home page, then its link in the sidebar."""
     page.goto(app_url)
     wait_for_app(page)
-    page.locator('[data-testid="stSidebarNav"]').get_by_role("link", name="Model internals lab").click()
-    expect(page.get_by_role("heading", name="Model internals lab", exact=True)).to_be_visible(timeout=60_000)
+    # The first visitor waits for the weights to load.
+    rerun(page, page.locator('[data-testid="stSidebarNav"]').get_by_role("link", name="Model internals lab").click,
+          timeout_ms=180_000, again_if_lost=True)
+    expect(page.get_by_role("heading", name="Model internals lab", exact=True)).to_be_visible()
 
 
 def test_smollm2_grid_and_click_to_zoom(page, app_url):
     open_from_home(page, app_url)
     smollm = page.locator('[data-testid="stRadio"]').get_by_role("radio", name="SmolLM2-135M (LLaMA decoder)")
     expect(smollm).to_be_checked()  # the default model
-    # The first visitor waits for the weights to load.
-    expect(page.get_by_text(re.compile(r"All 30 layers × 9 heads"))).to_be_visible(timeout=120_000)
-    wait_for_app(page)
+    expect(page.get_by_text(re.compile(r"All 30 layers × 9 heads"))).to_be_visible()
     # The grid is the chart drawn as one picture (270 maps in a PNG); charts render one after the other.
     grid = page.locator('[data-testid="stPlotlyChart"]').filter(has=page.locator(".imagelayer image"))
     expect(grid).to_have_count(1, timeout=30_000)
@@ -36,6 +36,5 @@ def test_smollm2_grid_and_click_to_zoom(page, app_url):
     grid.scroll_into_view_if_needed()
     box = marker.bounding_box()
     page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
-    page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
-    expect(page.get_by_role("heading", name="Zoom: layer 2, head 1")).to_be_visible(timeout=30_000)
-    wait_for_app(page)
+    rerun(page, lambda: page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2))
+    expect(page.get_by_role("heading", name="Zoom: layer 2, head 1")).to_be_visible()

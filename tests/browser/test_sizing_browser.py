@@ -3,7 +3,7 @@ import pytest
 
 from explorer.presets import REAL_MODELS
 
-from .conftest import ARTIFACTS, expect, open_lab, wait_for_app
+from .conftest import ARTIFACTS, expect, open_lab, rerun
 
 pytestmark = pytest.mark.browser
 
@@ -17,8 +17,16 @@ def _pick(page, label: str, option: str) -> None:
     box = page.locator('[data-testid="stSelectbox"]').filter(has_text=label).first
     box.click()
     page.keyboard.type(option)
-    page.keyboard.press("Enter")
-    wait_for_app(page)
+    rerun(page, lambda: page.keyboard.press("Enter"), again_if_lost=True)
+
+
+def _drawn(page) -> None:
+    """Wait until the visible tab's charts are drawn and the fonts loaded, so a screenshot shows them."""
+    panel = page.locator('[role="tabpanel"]:visible')
+    expect(panel.first).to_be_visible()
+    for chart in panel.locator('[data-testid="stPlotlyChart"]').all():
+        expect(chart.locator(".main-svg").first).to_be_attached()
+    page.evaluate("() => document.fonts.ready.then(() => true)")
 
 
 def test_load_a_preset_and_read_the_total(page, app_url):
@@ -29,21 +37,21 @@ def test_load_a_preset_and_read_the_total(page, app_url):
         .to_contain_text(f"{REAL_MODELS['Llama-2-70B'].total:,}")
     assert page.locator(".js-plotly-plot").count() >= 1
     page.set_viewport_size({"width": 1400, "height": 3200})  # Streamlit scrolls inside; show the whole tab
-    page.wait_for_timeout(800)
+    _drawn(page)
     page.screenshot(path=str(ARTIFACTS / "sizing_tab_0.png"), full_page=True)
     for i, tab in enumerate(("Compare models", "Memory", "Compute", "The course's table, checked")):
-        page.get_by_role("tab", name=tab).click()
-        page.wait_for_timeout(800)
+        page.get_by_role("tab", name=tab).click()  # tabs switch in the browser: no script run
+        expect(page.get_by_role("tab", name=tab)).to_have_attribute("aria-selected", "true")
+        _drawn(page)
         page.screenshot(path=str(ARTIFACTS / f"sizing_tab_{i + 1}.png"), full_page=True)
     expect(page.get_by_text("Every flagged cell explained").first).to_be_visible()
 
 
 def test_bad_config_json_shows_a_message(page, app_url):
     open_lab(page, app_url, "sizing_lab")
-    page.get_by_text("Paste or upload config.json").click()
-    wait_for_app(page)
+    page.get_by_text("Paste or upload config.json").click()  # an expander opens in the browser: no script run
     box = page.locator("textarea").first
+    expect(box).to_be_visible()
     box.fill('{"model_type": "t5"}')
-    box.press("Control+Enter")
-    wait_for_app(page)
+    rerun(page, lambda: box.press("Control+Enter"), again_if_lost=True)
     expect(page.locator('[data-testid="stAlert"]').filter(has_text="not supported").first).to_be_visible()
