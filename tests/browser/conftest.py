@@ -127,10 +127,17 @@ def page(browser, request) -> Page:
     context.close()
 
 
+def _ensure_watchers(page: Page) -> None:
+    """Install the watchers on a page whose context was made without them (a test with its own viewport)."""
+    if page.evaluate("() => typeof window.__stLastChange") != "number":
+        page.evaluate(f"() => {{ {_WATCHERS} }}")
+
+
 def wait_for_app(page: Page, timeout_ms: int = 60_000) -> None:
     """Wait until Streamlit has finished running the script ('initial' on a fresh page is not finished) and the
     browser has drawn what it sent, then fail if the page shows an exception. After an interaction use ``rerun``
     instead: it waits for the run the action asked for, which may not have begun yet."""
+    _ensure_watchers(page)
     try:
         page.wait_for_function(f"() => {_SCRIPT_STATE} === 'notRunning'"
                                f" && performance.now() - window.__stLastChange > {SETTLED_MS}", timeout=timeout_ms)
