@@ -179,6 +179,20 @@ def rerun(page: Page, action: Callable[[], object], timeout_ms: int = 60_000, *,
     wait_for_app(page, timeout_ms)
 
 
+def click_until(target, done: Callable[[], bool], timeout_ms: int = LOST_MS) -> None:
+    """Click ``target`` for something that happens in the browser alone (an expander opens, an input takes the
+    focus: no script run to wait for) until ``done()`` holds, checking once per drawn frame; a dropped click (see
+    ``rerun``) is clicked again, a click that worked never is, since ``done`` sees its effect."""
+    for _ in range(3):
+        if done():
+            return
+        target.click()
+        deadline = time.monotonic() + timeout_ms / 1000
+        while not done() and time.monotonic() < deadline:
+            target.page.evaluate("() => new Promise(r => requestAnimationFrame(() => r(true)))")
+    assert done(), f"three clicks on {target} did not have their effect"
+
+
 def assert_no_exception(page: Page) -> None:
     errors = page.locator('[data-testid="stException"]')
     if errors.count():
@@ -194,4 +208,4 @@ def open_lab(page: Page, app_url: str, name: str) -> None:
     wait_for_app(page)
 
 
-__all__ = ["wait_for_app", "rerun", "assert_no_exception", "open_lab", "expect"]
+__all__ = ["wait_for_app", "rerun", "click_until", "assert_no_exception", "open_lab", "expect"]

@@ -3,7 +3,7 @@ import re
 
 import pytest
 
-from .conftest import expect, rerun, wait_for_app
+from .conftest import click_until, expect, rerun, wait_for_app
 
 pytestmark = pytest.mark.browser
 
@@ -54,8 +54,9 @@ def test_flipping_the_encoding(page, app_url):
 
     # switch an encoding on in the shuffle experiment: the equality breaks
     # A first click on a selectbox only focuses its input (Streamlit 1.67): type the option and press Enter.
-    page.locator('[data-testid="stSelectbox"]').filter(has_text="Now switch on").click()
-    expect(page.get_by_role("combobox", name="Now switch on")).to_be_focused()
+    field = page.get_by_role("combobox", name="Now switch on")
+    click_until(page.locator('[data-testid="stSelectbox"]').filter(has_text="Now switch on"),
+                lambda: field.evaluate("e => e === document.activeElement"))
     page.keyboard.type("Sinusoidal")
     rerun(page, lambda: page.keyboard.press("Enter"), again_if_lost=True)
     expect(page.get_by_text(re.compile("With Sinusoidal the patterns differ"))).to_be_visible()

@@ -3,7 +3,7 @@ import pytest
 
 from explorer.presets import REAL_MODELS
 
-from .conftest import ARTIFACTS, expect, open_lab, rerun
+from .conftest import ARTIFACTS, click_until, expect, open_lab, rerun
 
 pytestmark = pytest.mark.browser
 
@@ -15,7 +15,8 @@ def _total(page) -> str:
 
 def _pick(page, label: str, option: str) -> None:
     box = page.locator('[data-testid="stSelectbox"]').filter(has_text=label).first
-    box.click()
+    field = box.get_by_role("combobox")
+    click_until(box, lambda: field.evaluate("e => e === document.activeElement"))
     page.keyboard.type(option)
     rerun(page, lambda: page.keyboard.press("Enter"), again_if_lost=True)
 
@@ -49,7 +50,8 @@ def test_load_a_preset_and_read_the_total(page, app_url):
 
 def test_bad_config_json_shows_a_message(page, app_url):
     open_lab(page, app_url, "sizing_lab")
-    page.get_by_text("Paste or upload config.json").click()  # an expander opens in the browser: no script run
+    choice = page.locator('[data-testid="stRadio"]').get_by_text("Paste or upload config.json", exact=True)
+    rerun(page, choice.click, again_if_lost=True)
     box = page.locator("textarea").first
     expect(box).to_be_visible()
     box.fill('{"model_type": "t5"}')
