@@ -10,6 +10,7 @@ import asyncio
 import re
 import sys
 import textwrap
+import threading
 
 from .conftest import ROOT
 
@@ -76,11 +77,32 @@ async def _burst(url: str) -> tuple[dict, dict]:
         return before, after
 
 
+def _run_in_own_loop(coro):
+    """asyncio.run in a thread of its own: the browser tests' Playwright (sync API) keeps an event loop running
+    on the main thread for the rest of the session, and asyncio.run refuses to start inside it."""
+    out: dict = {}
+
+    def target():
+        try:
+            out["value"] = asyncio.run(coro)
+        except BaseException as e:  # noqa: BLE001 -- re-raised on the test's thread
+            out["error"] = e
+
+    thread = threading.Thread(target=target)
+    thread.start()
+    thread.join(300)
+    if thread.is_alive():
+        raise TimeoutError("the burst did not finish in 300 s")
+    if "error" in out:
+        raise out["error"]
+    return out["value"]
+
+
 def test_a_burst_of_changes_runs_the_newest_and_skips_the_stale_ones(tmp_path):
     page = tmp_path / "probe.py"
     page.write_text(PROBE)
     with serve(str(page), log=tmp_path / "server.log", ready_s=60) as server:
-        before, after = asyncio.run(_burst(server.url))
+        before, after = _run_in_own_loop(_burst(server.url))
     burst_runs = after["started"][len(before["started"]):]
     assert burst_runs[-1] == CHANGES
     # The first change may start a run before the rest arrive, and a starved event loop may hand the others over

@@ -100,16 +100,18 @@ _WATCHERS = """
 (() => {
   window.__stRunsStarted = 0;
   window.__stLastChange = performance.now();
-  let last = null;
+  const ATTR = 'data-test-script-state';
   new MutationObserver((records) => {
     window.__stLastChange = performance.now();
-    for (const r of records) {
-      if (r.type !== 'attributes' || r.attributeName !== 'data-test-script-state') continue;
-      const state = r.target.getAttribute('data-test-script-state');
-      if (state === 'running' && last !== 'running') window.__stRunsStarted += 1;
-      last = state;
-    }
-  }).observe(document, {subtree: true, childList: true, characterData: true, attributes: true});
+    // One callback may carry both 'notRunning' -> 'running' and 'running' -> 'notRunning' of a quick run, so each
+    // record's new value is the next record's old value (the attribute itself only tells the latest).
+    const states = records.filter((r) => r.type === 'attributes' && r.attributeName === ATTR);
+    states.forEach((r, i) => {
+      const next = i + 1 < states.length ? states[i + 1].oldValue : r.target.getAttribute(ATTR);
+      if (next === 'running' && r.oldValue !== 'running') window.__stRunsStarted += 1;
+    });
+  }).observe(document, {subtree: true, childList: true, characterData: true, attributes: true,
+                        attributeOldValue: true});
 })();
 """
 SETTLED_MS = 300
