@@ -52,15 +52,15 @@ def inline_code(text: object) -> str:
     """``text`` as a Markdown code span that shows exactly its characters, backticks included.
 
     A span opened with n backticks ends at the next run of exactly n, so a token like ``a`b`` between single
-    backticks ended the span early and leaked the rest as Markdown. The fence is one backtick longer than the
-    longest run inside, padded with spaces (CommonMark strips one space on each side) when the text touches a
-    backtick. Line breaks become spaces: a code span is one line.
+    backticks ended the span early and leaked the rest as Markdown. CommonMark's rule: the fence is one backtick
+    longer than the longest run inside, padded with a space when the text starts or ends with a backtick or a
+    space (one space is stripped from each side when both ends have one). Line breaks become spaces: a code span
+    is one line. An empty text is one space (an empty span is not a span).
     """
     s = str(text).replace("\r", " ").replace("\n", " ")
     if not s:
         return "` `"
     longest = max((len(run) for run in re.findall(r"`+", s)), default=0)
     fence = "`" * (longest + 1)
-    pad = " " if s.startswith("`") or s.endswith("`") or (s.startswith(" ") and s.endswith(" ") and s.strip()) \
-        else ""
+    pad = " " if s.strip(" ") and (s[0] in "` " or s[-1] in "` ") else ""
     return f"{fence}{pad}{s}{pad}{fence}"

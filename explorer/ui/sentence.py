@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import streamlit as st
 
-from .safe_text import escape_markdown, inline_code
+from .safe_text import escape_markdown
+from .token_chips import token_chips
 from ..tokenizer import DEFAULT_SENTENCE, MAX_LAB_TOKENS, Tokens, tokenize_for_lab
 
 
@@ -16,9 +17,9 @@ def sentence_input(key: str = "sentence") -> Tokens:
         if lab_input.fallback:
             st.warning(escape_markdown(lab_input.fallback))
     tokens = lab_input.tokens
-    st.markdown("**Tokens:** " + " ".join(inline_code(t) for t in tokens.tokens))
+    st.markdown("**Tokens:** " + token_chips(tokens.tokens))
     unknown = tokens.unknown_pieces()
-    note = (f" WordPiece does not know {' '.join(inline_code(u) for u in unknown)} (all [UNK], one id); the lab still gives each its own "
+    note = (f" WordPiece does not know {token_chips(unknown)} (all [UNK], one id); the lab still gives each its own "
             "embedding row." if unknown else "")
     st.caption(f"{len(tokens)} tokens (at most {MAX_LAB_TOKENS}) with ids "
                + " ".join(str(i) for i in tokens.ids) + ". BERT's WordPiece splits English into word pieces (##) "
