@@ -10,7 +10,7 @@ import streamlit as st
 
 from explorer.device import configure_process
 from explorer.ui.common import show_device
-from explorer.ui.nav import available_labs
+from explorer.ui.nav import LABS
 
 # A file, not ":material/hub:": Streamlit fetches a material favicon from fonts.gstatic.com, and a classroom
 # server may have no internet (tests/browser/test_offline_requests.py).
@@ -21,7 +21,7 @@ configure_process()  # threads and allocator, once per server process (a no-op o
 st.set_page_config(page_title="Transformer Explorer", page_icon=str(FAVICON), layout="wide")
 
 home = st.Page("labs/home.py", title="Home", icon=":material/home:", default=True)
-labs = [st.Page(lab.path, title=lab.title, icon=lab.icon, url_path=lab.url_path) for lab in available_labs()]
+labs = [st.Page(lab.path, title=lab.title, icon=lab.icon, url_path=lab.url_path) for lab in LABS]
 page = st.navigation({"Transformer Explorer": [home], "Labs": labs})
 
 with st.sidebar:

@@ -22,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import torch  # noqa: E402
 
 from explorer.device import keep_freed_memory  # noqa: E402
-from explorer.pretrained import MODEL_NAMES, load_model, package_folder, smollm2_cache  # noqa: E402
+from explorer.models.pretrained import MODEL_NAMES, load_model, package_folder, smollm2_cache  # noqa: E402
 
 TARGET = 1.2
 

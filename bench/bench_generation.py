@@ -24,7 +24,7 @@ import torch  # noqa: E402
 
 from explorer.device import device_label, keep_freed_memory  # noqa: E402
 from explorer.generation import generate  # noqa: E402
-from explorer.pretrained import load_model  # noqa: E402
+from explorer.models.pretrained import load_model  # noqa: E402
 from explorer.sampling import SamplingSettings  # noqa: E402
 from tests.hf_reference import hf_causal_lm  # noqa: E402
 

@@ -134,9 +134,9 @@ def main() -> None:
     bare = (statistics.median(wall), statistics.median(cpu))
     print(f"{'bare one-widget page':<32} wall median {bare[0]:6.1f} ms, CPU {bare[1]:6.1f} ms per rerun")
     for name, page, setup, moves in (
-        ("attention lab, defaults", "labs/attention_lab.py", lambda at: at, attention_default_moves),
-        ("attention lab", "labs/attention_lab.py", attention_setup, attention_moves),
-        ("positional lab", "labs/positional_lab.py", positional_setup, positional_moves),
+        ("attention lab, defaults", "labs/attention.py", lambda at: at, attention_default_moves),
+        ("attention lab", "labs/attention.py", attention_setup, attention_moves),
+        ("positional lab", "labs/positional.py", positional_setup, positional_moves),
     ):
         at = setup(AppTest.from_file(str(ROOT / page), default_timeout=300).run())
         cold = timed_reruns(at, moves(), cold=True)

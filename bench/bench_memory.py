@@ -74,7 +74,7 @@ class PeakRss:
 
 
 def _smollm2():
-    from explorer.pretrained import load_model
+    from explorer.models.pretrained import load_model
 
     return load_model("smollm2-135m", device="cpu")
 
@@ -127,8 +127,8 @@ def case_generation_uncapped():
 
 def case_internals():
     from explorer import limits
-    from explorer.internals import DEFAULT_COMPARE, ablate, analyze, logit_lens
-    from explorer.pretrained import load_model
+    from explorer.labs.internals import DEFAULT_COMPARE, ablate, analyze, logit_lens
+    from explorer.models.pretrained import load_model
 
     smol, mini = _smollm2(), load_model("minilm-l6", device="cpu")
     analyze(smol, smol.encode("warm up", max_tokens=limits.INTERNALS_MAX_TOKENS))

@@ -2,7 +2,7 @@
 
 1. count_params of a preset against building the same model on the meta device (the cheapest way to get its
    parameters from torch): the ratio says how much the lab saves by never building anything.
-2. Server-side rerun time of labs/sizing_lab.py through AppTest for a series of preset changes, next to the bare
+2. Server-side rerun time of labs/sizing.py through AppTest for a series of preset changes, next to the bare
    one-widget page (bench/_bare_page.py) measured in the same process.
 Run: .venv/bin/python bench/bench_sizing.py
 """
@@ -62,7 +62,7 @@ def main() -> None:
         print(f"{key:12s} count_params {arithmetic * 1e6:8.1f} us   meta-device model {built * 1e3:8.1f} ms   "
               f"ratio {built / arithmetic:,.0f}x")
     names = ["LLaMA-7B", "BERT-base", "GPT-3 175B", "Qwen-1.8B", "SmolLM2-135M", "GPT-2 small"] * 2
-    lab = reruns(ROOT / "labs/sizing_lab.py", [lambda a, n=n: a.selectbox(key="preset").set_value(n) for n in names])
+    lab = reruns(ROOT / "labs/sizing.py", [lambda a, n=n: a.selectbox(key="preset").set_value(n) for n in names])
     bare = reruns(ROOT / "bench/_bare_page.py",
                   [lambda a, v=v: a.slider(key="value").set_value(v) for v in range(1, len(names) + 1)])
     lab_ms, bare_ms = statistics.median(lab), statistics.median(bare)

@@ -32,7 +32,7 @@ from . import limits
 from .config import ModelConfig
 from .model import KVCache, RunContext, Transformer, decode_layout_  # noqa: F401 (re-exported)
 from .sampling import SamplingSettings, entropy_bits
-from .token_labels import piece_labels, sequence_labels
+from .models.token_labels import piece_labels, sequence_labels
 
 FINISH_REASONS = {
     "eos": "the model chose its end-of-text token",
@@ -42,7 +42,7 @@ FINISH_REASONS = {
 
 
 class Tokenizer(Protocol):
-    """What generation needs from a tokenizer (``explorer.pretrained.SafeTokenizer`` and ``ByteTokenizer`` fit)."""
+    """What generation needs from a tokenizer (``explorer.models.pretrained.SafeTokenizer`` and ``ByteTokenizer`` fit)."""
 
     supports_chat: bool
     eos_token_id: int | None

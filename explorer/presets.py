@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from functools import cached_property
 
 from .config import PRESETS, ModelConfig
-from .hf_config import import_hf_config
+from .models.hf_config import import_hf_config
 from .sizing import ParamBreakdown, count_params, human_count
 
 

@@ -3,7 +3,7 @@ import streamlit as st
 
 from explorer.presets import norm_placements
 from explorer.ui.common import page_header
-from explorer.ui.nav import available_labs
+from explorer.ui.nav import LABS
 
 page_header(
     "Transformer Explorer",
@@ -13,10 +13,7 @@ page_header(
 )
 
 st.subheader("The labs")
-labs = available_labs()
-if not labs:
-    st.info("No lab is installed yet.")
-for lab in labs:
+for lab in LABS:
     with st.container(border=True):
         st.page_link(lab.path, label=lab.title, icon=lab.icon)
         st.markdown(lab.blurb)

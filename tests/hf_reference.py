@@ -1,5 +1,5 @@
 """The reference the generation tests and bench compare against: transformers' own LlamaForCausalLM holding the
-very weights ``explorer.pretrained.load_model("smollm2-135m")`` read (its ``source`` folder, written by transformers
+very weights ``explorer.models.pretrained.load_model("smollm2-135m")`` read (its ``source`` folder, written by transformers
 from the packaged GGUF)."""
 from __future__ import annotations
 

@@ -9,7 +9,7 @@ from functools import lru_cache
 
 import torch
 
-from explorer.pretrained import PretrainedModel, load_model, package_folder, smollm2_gguf
+from explorer.models.pretrained import PretrainedModel, load_model, package_folder, smollm2_gguf
 
 
 def ours(name: str, layout: str = "decode") -> PretrainedModel:

@@ -2,10 +2,10 @@
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from explorer.ui.nav import available_labs
+from explorer.ui.nav import LABS
 from tests.conftest import ROOT
 
-PAGES = [lab.path for lab in available_labs()]
+PAGES = [lab.path for lab in LABS]
 
 
 def _router() -> AppTest:

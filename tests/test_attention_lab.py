@@ -14,12 +14,12 @@ from streamlit.testing.v1 import AppTest
 
 from tests.conftest import ROOT
 
-from explorer.attention_lab import (
+from explorer.labs.attention import (
     AttentionSettings, attention_params, build_layer, layer_sharpness, lab_inputs, resolve, run_attention,
     sqrt_dk_study,
 )
 from explorer.model import KVCache, Transformer
-from explorer.tokenizer import (
+from explorer.models.toy_tokens import (
     DEFAULT_SENTENCE, MAX_LAB_TOKENS, tokenize, tokenize_for_lab, tokenizer_path, toy_vocab_size,
 )
 
@@ -213,7 +213,7 @@ def test_kv_cache_bytes_match_a_real_cache():
 
 @pytest.fixture
 def at():
-    return AppTest.from_file(str(ROOT / "labs/attention_lab.py"), default_timeout=120).run()
+    return AppTest.from_file(str(ROOT / "labs/attention.py"), default_timeout=120).run()
 
 
 def figures(at):

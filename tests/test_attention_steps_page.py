@@ -8,7 +8,7 @@ from streamlit.testing.v1 import AppTest
 
 from tests.conftest import ROOT
 
-PAGE = str(ROOT / "labs/attention_lab.py")
+PAGE = str(ROOT / "labs/attention.py")
 
 
 def _figures(at) -> dict[str, dict]:

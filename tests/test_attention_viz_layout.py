@@ -12,7 +12,7 @@ from explorer.viz.attention import head_grid, matrix_figure, panel_grid, shared_
 from explorer.viz.heatmap import MASKED_COLOUR, MASKED_TEXT, heatmap, unique_labels
 from explorer.viz.label_room import COLORBAR_PX, FULL_WIDTH_PX, LINE_PX, STEP_WIDTH_PX, text_px, widest_px
 from explorer.viz.positional import permutation_figure, similarity_figure, table_figure
-from explorer.positional_lab import PermutationResult
+from explorer.labs.positional import PermutationResult
 
 WORDS = "The quick brown fox jumps over the lazy dog and then some more words here ok".split()
 LONG = ["[PAD]", "tokenisation", "今天", "天气", "##ing"] * 7  # 35: past the lab's 32 tokens, with [PAD]s

@@ -3,10 +3,10 @@ screen)."""
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from explorer.ui.nav import available_labs
+from explorer.ui.nav import LABS
 from tests.conftest import ROOT
 
-PAGES = ["labs/home.py"] + [lab.path for lab in available_labs()]
+PAGES = ["labs/home.py"] + [lab.path for lab in LABS]
 
 
 def _device_captions(at: AppTest) -> list[str]:

@@ -14,8 +14,8 @@ from transformers import (LogitsProcessorList, MinPLogitsWarper, RepetitionPenal
 from explorer.generation import decode_layout_, generate, prepare_prompt, replay_speed
 from explorer.sampling import (SamplingSettings, apply_min_p, apply_repetition_penalty, apply_temperature,
                                apply_top_k, apply_top_p, entropy_bits)
-from explorer.tiny_models import ByteTokenizer, load_tiny
-from explorer.token_labels import piece_labels, sequence_labels, token_bytes
+from explorer.models.tiny import ByteTokenizer, load_tiny
+from explorer.models.token_labels import piece_labels, sequence_labels, token_bytes
 from tests.greedy import COUNTING_ANSWER, COUNTING_PROMPT, assert_no_near_tie, assert_same_greedy, margins
 from tests.hf_reference import hf_causal_lm, hf_greedy
 from tests.numerics import assert_rows_close, logit_drift, pattern_scale, probs_close, reordered, widest_sum

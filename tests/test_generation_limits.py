@@ -13,7 +13,7 @@ from explorer.config import ModelConfig
 from explorer.generation import _forward_last, _LastRowContext, generate, prefill_chunks, prepare_prompt
 from explorer.model import KVCache, Transformer
 from explorer.sampling import MAX_NEW_TOKENS, SamplingSettings
-from explorer.tiny_models import ByteTokenizer, load_tiny
+from explorer.models.tiny import ByteTokenizer, load_tiny
 from tests.pretrained_models import ours
 
 CAP = limits.GENERATION_MAX_PROMPT_TOKENS

@@ -6,7 +6,7 @@ from tests.conftest import ROOT
 from tests.greedy import assert_no_near_tie, margins
 from tests.pretrained_models import ours
 
-PAGE = str(ROOT / "labs/generation_lab.py")
+PAGE = str(ROOT / "labs/generation.py")
 
 
 @pytest.fixture
@@ -26,7 +26,7 @@ def metric(at, label: str) -> str:
 
 def shown_text(at) -> str:
     """The generated text as the page shows it (the markdown right after the mode caption)."""
-    from explorer.ui.generation_lab import text_markdown  # the page escapes Markdown in the model's output
+    from explorer.ui.generation import text_markdown  # the page escapes Markdown in the model's output
 
     run = at.session_state["generation_lab"].run
     texts = [m.value for m in at.markdown]

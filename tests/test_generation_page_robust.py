@@ -16,14 +16,14 @@ from explorer.config import ModelConfig
 from explorer.generation import generate
 from explorer.model import Transformer
 from explorer.sampling import SamplingSettings
-from explorer.tiny_models import ByteTokenizer, load_tiny
-from explorer.ui.generation_lab import LabState, text_markdown
+from explorer.models.tiny import ByteTokenizer, load_tiny
+from explorer.ui.generation import LabState, text_markdown
 from explorer.ui.safe_text import escape_markdown
 from tests.conftest import ROOT
 from tests.pretrained_models import ours
 from tests.test_generation_limits import GatedTokenizer
 
-PAGE = str(ROOT / "labs/generation_lab.py")
+PAGE = str(ROOT / "labs/generation.py")
 PAYLOAD = '![x](http://127.0.0.1:9/x.png) <img src="http://127.0.0.1:9/y.png"> **b** [l](http://127.0.0.1:9/) $x$'
 
 

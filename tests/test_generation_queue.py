@@ -2,7 +2,7 @@
 and a run that is stopped while waiting gives its place back."""
 import threading
 
-from explorer.ui.generation_lab import generation_queue, wait_for_turn
+from explorer.ui.generation import generation_queue, wait_for_turn
 
 
 class Slot:

@@ -11,7 +11,7 @@ import transformers
 from safetensors import safe_open
 
 from explorer.config import ModelConfig
-from explorer.hf_config import (SUPPORTED_MODEL_TYPES, config_from_hf, config_to_hf, import_hf_config,
+from explorer.models.hf_config import (SUPPORTED_MODEL_TYPES, config_from_hf, config_to_hf, import_hf_config,
                                 parse_config_json)
 from explorer.model import Transformer
 from explorer.presets import REAL_MODELS, gpt2_paper_vocab_check, hf_model_type

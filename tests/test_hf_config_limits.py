@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from explorer.hf_config import MAX_CONFIG_BYTES, MAX_CONFIG_DEPTH, parse_config_json
+from explorer.models.hf_config import MAX_CONFIG_BYTES, MAX_CONFIG_DEPTH, parse_config_json
 from explorer.presets import REAL_MODELS
 
 

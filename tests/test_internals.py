@@ -1,4 +1,4 @@
-"""explorer.internals on the real models, checked against transformers' own models and torch references."""
+"""explorer.labs.internals on the real models, checked against transformers' own models and torch references."""
 from __future__ import annotations
 
 import math
@@ -7,7 +7,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from explorer.internals import (
+from explorer.labs.internals import (
     MAX_TOKENS, ablate, analyze, attention_entropy, head_view_lines, logit_lens, parse_head_name, residual_norms,
     validate_heads,
 )

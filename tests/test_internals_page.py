@@ -28,7 +28,7 @@ def bars(at: AppTest, model: str) -> tuple[list, list, list]:
 def app() -> AppTest:
     """A fresh page for every test: each one sets widgets, and none may depend on what another left behind (the
     model stays loaded across pages: st.cache_resource lives as long as the test process)."""
-    at = AppTest.from_file(str(ROOT / "labs/internals_lab.py"), default_timeout=300).run()
+    at = AppTest.from_file(str(ROOT / "labs/internals.py"), default_timeout=300).run()
     assert not at.exception, [e.value for e in at.exception]
     return at
 
@@ -93,7 +93,7 @@ def test_switching_to_minilm(app):
 
 
 def test_empty_and_too_long_texts():
-    at = AppTest.from_file(str(ROOT / "labs/internals_lab.py"), default_timeout=300).run()
+    at = AppTest.from_file(str(ROOT / "labs/internals.py"), default_timeout=300).run()
     at.text_area(key=f"text_{SMOL}").set_value("   ").run()
     assert not at.exception
     assert "Type some text first" in at.error[0].value

@@ -6,7 +6,7 @@ whitespace, a very long paste, odd characters), through the router as in the bro
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from explorer.ui.nav import available_labs
+from explorer.ui.nav import LABS
 from tests.conftest import ROOT
 
 LONG_TEXT = "The quick brown fox jumps over the lazy dog. 今天天气很好。" * 60
@@ -37,7 +37,7 @@ def _controls(at: AppTest) -> list:
     return found
 
 
-@pytest.mark.parametrize("path", [lab.path for lab in available_labs()])
+@pytest.mark.parametrize("path", [lab.path for lab in LABS])
 def test_every_control_at_its_extremes(path):
     at = _open(path)
     assert not at.exception, [e.value for e in at.exception]
@@ -60,7 +60,7 @@ def test_every_control_at_its_extremes(path):
 @pytest.mark.parametrize("model", ["tiny-gpt", "smollm2-135m"])
 @pytest.mark.parametrize("prompt", ODD_TEXTS, ids=["empty", "spaces", "long", "markup", "odd-chars"])
 def test_generation_with_odd_prompts_answers_or_explains(model, prompt):
-    at = _open("labs/generation_lab.py")
+    at = _open("labs/generation.py")
     at.selectbox(key="gen_model").set_value(model)
     at.radio(key="gen_format").set_value("Plain completion")
     at.slider(key="gen_max_new").set_value(3)

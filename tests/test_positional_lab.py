@@ -11,12 +11,12 @@ from streamlit.testing.v1 import AppTest
 
 from tests.conftest import ROOT
 
-from explorer.positional_lab import (
+from explorer.labs.positional import (
     ENCODINGS, alibi, attention_patterns, cosine_similarity, encoding_model, learned_table, permutation_experiment,
     rope_rotation, rope_score_by_distance, sinusoidal_table,
 )
-from explorer.attention_lab import token_vectors
-from explorer.tokenizer import tokenize
+from explorer.labs.attention import token_vectors
+from explorer.models.toy_tokens import tokenize
 
 SENTENCE = "dog bites man and man bites dog"
 
@@ -133,7 +133,7 @@ def test_bad_inputs_are_explained():
 
 @pytest.fixture
 def at():
-    return AppTest.from_file(str(ROOT / "labs/positional_lab.py"), default_timeout=120).run()
+    return AppTest.from_file(str(ROOT / "labs/positional.py"), default_timeout=120).run()
 
 
 def figures(at):

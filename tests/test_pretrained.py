@@ -9,7 +9,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from explorer.pretrained import CACHE_ENV, MODEL_NAMES, cache_root, load_model, sentence_embedding
+from explorer.models.pretrained import CACHE_ENV, MODEL_NAMES, cache_root, load_model, sentence_embedding
 
 from .numerics import assert_rows_close, near_exact, pattern_scale, reordered, widest_sum
 from .pretrained_models import ours, reference

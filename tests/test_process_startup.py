@@ -15,7 +15,7 @@ import torch
 
 from explorer.config import PRESETS
 from explorer.model import Transformer
-from explorer.tiny_models import load_tiny
+from explorer.models.tiny import load_tiny
 
 from .conftest import ROOT
 

@@ -8,14 +8,14 @@ import numpy as np
 import pytest
 import torch
 
-from explorer.attention_lab import (
+from explorer.labs.attention import (
     AttentionSettings, _square_weights, _study_weights, build_layer, run_attention, sqrt_dk_study,
 )
 from explorer.generation import generate
-from explorer.positional_lab import attention_patterns, encoding_model, permutation_experiment
+from explorer.labs.positional import attention_patterns, encoding_model, permutation_experiment
 from explorer.sampling import SamplingSettings
-from explorer.tiny_models import TINY_DECODERS, load_tiny
-from explorer.tokenizer import tokenize
+from explorer.models.tiny import TINY_DECODERS, load_tiny
+from explorer.models.toy_tokens import tokenize
 
 SENTENCE = tokenize("今天天气很好")
 

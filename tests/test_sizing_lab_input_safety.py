@@ -10,7 +10,7 @@ from streamlit.testing.v1 import AppTest
 from explorer.presets import REAL_MODELS
 from tests.conftest import ROOT
 
-PAGE = str(ROOT / "labs/sizing_lab.py")
+PAGE = str(ROOT / "labs/sizing.py")
 IMAGE = "![x](http://127.0.0.1:9/md-img.png)"
 
 

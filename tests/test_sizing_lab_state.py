@@ -7,7 +7,7 @@ from explorer.presets import REAL_MODELS
 from explorer.sizing import count_params, human_bytes, kv_cache_bytes
 from tests.conftest import ROOT
 
-PAGE = str(ROOT / "labs/sizing_lab.py")
+PAGE = str(ROOT / "labs/sizing.py")
 INFER_SEQ, TRAIN_SEQ = "Sequence length (prompt + generated)", "Sequence length"
 
 

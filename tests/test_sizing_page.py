@@ -9,7 +9,7 @@ from explorer.presets import REAL_MODELS
 from explorer.sizing import count_params
 from tests.conftest import ROOT
 
-PAGE = str(ROOT / "labs/sizing_lab.py")
+PAGE = str(ROOT / "labs/sizing.py")
 
 
 def _total(at) -> int:
@@ -99,7 +99,7 @@ def test_compare_tab_lists_the_chosen_models(at):
 
 
 def test_every_preset_renders_with_its_exact_total(at):
-    from explorer.sizing_lab import preset_config, preset_counts_pooler, preset_names
+    from explorer.labs.sizing import preset_config, preset_counts_pooler, preset_names
     for name in preset_names():
         at.selectbox(key="preset").set_value(name).run()
         assert not at.exception, (name, [e.value for e in at.exception])
@@ -112,7 +112,7 @@ def test_every_preset_renders_with_its_exact_total(at):
 def test_the_numbers_in_the_shown_formulas_add_up(name):
     import re
 
-    from explorer.sizing_lab import per_layer_latex, preset_config, total_latex
+    from explorer.labs.sizing import per_layer_latex, preset_config, total_latex
     b = count_params(preset_config(name))
 
     def numbers(latex):
@@ -130,7 +130,7 @@ def test_the_numbers_in_the_shown_formulas_add_up(name):
 def test_uploaded_bytes_and_bad_uploads_resolve_with_a_sentence():
     import json as _json
 
-    from explorer.sizing_lab import config_from_text
+    from explorer.labs.sizing import config_from_text
     ok = config_from_text(_json.dumps(REAL_MODELS["BERT-base"].hf).encode())
     assert ok.error is None and ok.cfg == REAL_MODELS["BERT-base"].cfg
     bad = config_from_text(b"\x89PNG\r\n")

@@ -6,7 +6,7 @@ import pytest
 from markdown_it import MarkdownIt
 from streamlit.testing.v1 import AppTest
 
-from explorer.internals import MAX_TOKENS
+from explorer.labs.internals import MAX_TOKENS
 from explorer.ui.safe_text import inline_code as code_span
 from explorer.ui.token_chips import token_chips
 from tests.conftest import ROOT
@@ -35,7 +35,7 @@ def test_a_row_of_chips_keeps_every_label_apart():
 
 def test_internals_token_row_survives_backticks():
     text = "Use `code` and ``` fences, or a lone ` here."
-    at = AppTest.from_file(str(ROOT / "labs/internals_lab.py"), default_timeout=300)
+    at = AppTest.from_file(str(ROOT / "labs/internals.py"), default_timeout=300)
     at.session_state["internals_model"] = "smollm2-135m"
     at.run()
     at.text_area(key="text_smollm2-135m").input(text).run()

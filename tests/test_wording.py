@@ -141,7 +141,7 @@ def test_logit_bytes_are_what_torch_holds_in_fp32():
 
 def test_learned_table_starts_from_gpt2_position_std():
     from explorer.positional_facts import GPT2_POSITION_INIT_STD, GPT2_TOKEN_INIT_STD
-    from explorer.positional_lab import learned_table
+    from explorer.labs.positional import learned_table
     assert (GPT2_POSITION_INIT_STD, GPT2_TOKEN_INIT_STD) == (0.01, 0.02)
     # 64 x 256 draws: the sample std of N(0, σ²) is within σ·5/sqrt(2·16384) = 2.8% of σ at five sigma.
     assert abs(learned_table(64, 256, seed=3).std() / GPT2_POSITION_INIT_STD - 1) < 0.028
@@ -191,7 +191,7 @@ def test_alibi_rule_is_stated_for_every_head_count(n):
 
 def test_rope_decay_caption_says_when_it_holds():
     from explorer.positional_facts import rope_decay_facts
-    from explorer.positional_lab import rope_score_by_distance
+    from explorer.labs.positional import rope_score_by_distance
     d = 64
     for theta in (10.0, 10_000.0):
         curve = rope_score_by_distance(d, theta, 128)
@@ -253,7 +253,7 @@ def test_var_of_q_dot_k_is_d_k_only_for_independent_zero_mean_unit_variance_entr
 def test_attention_lab_states_the_conditions_of_var_d_k():
     from streamlit.testing.v1 import AppTest
     from tests.conftest import ROOT
-    at = AppTest.from_file(str(ROOT / "labs/attention_lab.py"), default_timeout=300).run()
+    at = AppTest.from_file(str(ROOT / "labs/attention.py"), default_timeout=300).run()
     assert not at.exception
     text = " ".join(m.value for m in at.markdown)
     assert "independent" in text and "zero-mean" in text

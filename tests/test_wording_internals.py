@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from explorer.internals import MAX_TOKENS, analyze, logit_lens, residual_norms
+from explorer.labs.internals import MAX_TOKENS, analyze, logit_lens, residual_norms
 
 from .pretrained_models import ours
 
@@ -23,7 +23,7 @@ def smol():
 
 
 def test_residual_norm_facts_are_the_measured_norms(smol):
-    from explorer.internals import residual_norm_facts
+    from explorer.labs.internals import residual_norm_facts
     _, _, run, _ = smol
     facts = residual_norm_facts(residual_norms(run), run.labels, run.patterns)
     norms = run.resid.double().norm(dim=-1).numpy()  # (L + 1, T), in float64 this time
@@ -44,7 +44,7 @@ def test_residual_norm_facts_are_the_measured_norms(smol):
 
 
 def test_logit_lens_facts_are_what_the_lens_shows(smol):
-    from explorer.internals import logit_lens_facts
+    from explorer.labs.internals import logit_lens_facts
     pm, enc, run, lens = smol
     facts = logit_lens_facts(lens, run.ids)
     last = lens.token_ids[:, -1].tolist()
@@ -62,7 +62,7 @@ def test_logit_lens_facts_are_what_the_lens_shows(smol):
 def test_smollm2_weights_are_the_4_bit_release(smol):
     """Each GGUF Q4_1 block of 32 weights stores 4-bit codes q and one scale d and minimum m: w = d·q + m, so a
     block of the dequantized float32 matrices holds at most 16 distinct values (Q8_0's embedding at most 256)."""
-    from explorer.quantization import smollm2_weights
+    from explorer.models.quantization import smollm2_weights
     pm = smol[0]
     facts = smollm2_weights()
     assert facts.types["Q4_1"] == 7 * pm.config.n_layer and facts.embedding_type == "Q8_0"

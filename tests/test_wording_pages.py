@@ -25,7 +25,7 @@ def _texts(at: AppTest) -> str:
 
 @pytest.fixture(scope="module")
 def sizing() -> AppTest:
-    return _page("labs/sizing_lab.py")
+    return _page("labs/sizing.py")
 
 
 def test_sizing_page_quotes_the_computed_swiglu_ratios(sizing):
@@ -70,7 +70,7 @@ def _chart(at: AppTest, key: str) -> dict:
 
 @pytest.fixture(scope="module")
 def positional() -> AppTest:
-    return _page("labs/positional_lab.py")
+    return _page("labs/positional.py")
 
 
 def test_positional_sinusoidal_is_defined_everywhere_but_does_not_extrapolate(positional):
@@ -104,7 +104,7 @@ def test_positional_alibi_caption_follows_the_head_count(positional, heads):
 
 def test_positional_rope_caption_says_when_the_decay_holds(positional):
     from explorer.positional_facts import rope_decay_facts
-    from explorer.positional_lab import rope_score_by_distance
+    from explorer.labs.positional import rope_score_by_distance
     at = positional
     at.radio(key="encoding").set_value("rope").run()
     for theta in (10.0, 10_000.0):
@@ -128,11 +128,11 @@ def test_positional_none_tab_says_the_layer_is_bidirectional(positional):
 
 @pytest.mark.slow
 def test_internals_page_captions_are_computed_from_its_run():
-    from explorer.internals import (MAX_TOKENS, analyze, logit_lens, logit_lens_facts, residual_norm_facts,
+    from explorer.labs.internals import (MAX_TOKENS, analyze, logit_lens, logit_lens_facts, residual_norm_facts,
                                     residual_norms)
-    from explorer.quantization import smollm2_weights
+    from explorer.models.quantization import smollm2_weights
     from tests.pretrained_models import ours
-    at = _page("labs/internals_lab.py")
+    at = _page("labs/internals.py")
     pm = ours("smollm2-135m")
     run = analyze(pm, pm.encode(at.text_area(key="text_smollm2-135m").value, max_tokens=MAX_TOKENS))
     text = _texts(at)
@@ -145,9 +145,9 @@ def test_internals_page_captions_are_computed_from_its_run():
 
 @pytest.mark.slow
 def test_generation_page_says_smollm2_is_the_4_bit_release():
-    from explorer.quantization import smollm2_weights
-    from explorer.ui.generation_lab import MODEL_LABELS, REAL_MODEL
-    at = _page("labs/generation_lab.py")
+    from explorer.models.quantization import smollm2_weights
+    from explorer.ui.generation import MODEL_LABELS, REAL_MODEL
+    at = _page("labs/generation.py")
     assert "4-bit" in MODEL_LABELS[REAL_MODEL]
     assert smollm2_weights().note in _texts(at)
 

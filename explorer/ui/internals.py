@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import streamlit as st
 
-from ..internals import MAX_TOKENS, Ablation, Internals, LogitLens, ablate, analyze, logit_lens
-from ..pretrained import Encoded
+from ..labs.internals import MAX_TOKENS, Ablation, Internals, LogitLens, ablate, analyze, logit_lens
+from ..models.pretrained import Encoded
 from .models import shared_model
 
 

@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import streamlit as st
 
-from ..pretrained import MODEL_NAMES, MODEL_TITLES, PretrainedModel, load_model
+from ..models.pretrained import MODEL_NAMES, MODEL_TITLES, PretrainedModel, load_model
 
 SHORT_NAMES = {"minilm-l6": "MiniLM-L6 (BERT encoder)", "smollm2-135m": "SmolLM2-135M (LLaMA decoder)"}
 
 
 @st.cache_resource(max_entries=len(MODEL_NAMES), show_spinner=False)
 def shared_model(name: str) -> PretrainedModel:
-    """The shared model ``name`` (one of explorer.pretrained.MODEL_NAMES), without any UI: for cached functions."""
+    """The shared model ``name`` (one of explorer.models.pretrained.MODEL_NAMES), without any UI: for cached functions."""
     return load_model(name)
 
 

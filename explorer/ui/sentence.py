@@ -5,7 +5,7 @@ import streamlit as st
 
 from .safe_text import escape_markdown
 from .token_chips import token_chips
-from ..tokenizer import DEFAULT_SENTENCE, MAX_LAB_TOKENS, Tokens, tokenize_for_lab
+from ..models.toy_tokens import DEFAULT_SENTENCE, MAX_LAB_TOKENS, Tokens, tokenize_for_lab
 
 
 def sentence_input(key: str = "sentence") -> Tokens:

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 import numpy as np
 import plotly.graph_objects as go
 
-from ..attention_lab import ParamRow, Sharpness, SqrtDkStudy
+from ..labs.attention import ParamRow, Sharpness, SqrtDkStudy
 from .heatmap import HEATMAP_AXIS, background, cell_range, heatmap, to_numpy, unique_labels
 from .label_room import (COLORBAR_PX, FULL_WIDTH_PX, STEP_WIDTH_PX, TICK_PAD_PX, X_TICK_ANGLES, all_category_ticks,
                          row_font_px, row_px, widest_px, x_label_room_px)

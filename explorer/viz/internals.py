@@ -15,7 +15,7 @@ import plotly.colors as pc
 import plotly.graph_objects as go
 from PIL import Image
 
-from ..internals import Ablation, Entropy, HeadLine, LogitLens, head_labels, head_name, layer_labels
+from ..labs.internals import Ablation, Entropy, HeadLine, LogitLens, head_labels, head_name, layer_labels
 from .heatmap import heatmap, to_numpy, unique_labels
 
 HEAD_COLORS = pc.qualitative.Plotly + pc.qualitative.Dark24

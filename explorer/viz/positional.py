@@ -8,7 +8,7 @@ import numpy as np
 import plotly.graph_objects as go
 
 from ..positional_facts import alibi_rule
-from ..positional_lab import Alibi, PermutationResult, RopeDistance, RopeRotation
+from ..labs.positional import Alibi, PermutationResult, RopeDistance, RopeRotation
 from .attention import panel_grid
 from .heatmap import heatmap
 

@@ -7,7 +7,7 @@ from urllib.parse import urlparse
 
 import pytest
 
-from explorer.ui.nav import available_labs
+from explorer.ui.nav import LABS
 
 from .conftest import open_lab, wait_for_app
 
@@ -33,7 +33,7 @@ def test_a_session_through_every_lab_requests_nothing_outside_the_server(browser
         wait_for_app(page)
         # The favicon arrives with the page config, after the first script run: let it be requested.
         page.wait_for_load_state("networkidle")
-        labs = available_labs()
+        labs = LABS
         assert labs, "no lab is installed"
         for lab in labs:
             open_lab(page, app_url, lab.url_path)

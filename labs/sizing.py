@@ -10,7 +10,7 @@ from explorer.sizing import (DTYPE_BYTES, GPUS, RECOMPUTE, ZERO_STAGES, activati
                              human_gpu_memory, human_seconds, sci, inference_flops_per_token, kv_cache_bytes,
                              logits_bytes, model_states_bytes, training_flops, training_memory, training_seconds,
                              weight_bytes)
-from explorer.sizing_lab import (DEFAULT_PRESET, EDITABLE_FIELDS, breakdown_rows, comparison_rows,
+from explorer.labs.sizing import (DEFAULT_PRESET, EDITABLE_FIELDS, breakdown_rows, comparison_rows,
                                  config_from_fields, config_from_text, course_table_rows, example_config_json,
                                  kv_head_choices, kv_head_default, kv_head_label, per_layer_latex, preset_config,
                                  preset_counts_pooler, preset_names, summary, symbol_values, total_latex)

@@ -15,12 +15,12 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from .attention_lab import token_vectors
-from .config import ModelConfig
-from .model import Transformer
-from .positional import alibi_bias, alibi_slopes, apply_rope, rope_cos_sin, rope_inv_freq, sinusoidal
-from .positional_facts import GPT2_POSITION_INIT_STD
-from .tokenizer import MAX_LAB_TOKENS, Tokens
+from .attention import token_vectors
+from ..config import ModelConfig
+from ..model import Transformer
+from ..positional import alibi_bias, alibi_slopes, apply_rope, rope_cos_sin, rope_inv_freq, sinusoidal
+from ..positional_facts import GPT2_POSITION_INIT_STD
+from ..models.toy_tokens import MAX_LAB_TOKENS, Tokens
 
 ENCODINGS = ("sinusoidal", "learned", "rope", "alibi", "none")
 ENCODING_LABELS = {"sinusoidal": "Sinusoidal", "learned": "Learned", "rope": "RoPE", "alibi": "ALiBi",
@@ -171,7 +171,7 @@ def attention_patterns(model: Transformer, tokens: Tokens, seed: int = 0) -> np.
     """(n_head, T, T) attention weights of the model's only layer on the sentence.
 
     The model's vocabulary has one entry: each token's embedding is its row of the toy table
-    (explorer.attention_lab.token_vectors) and enters through the ``embed.tok`` hook point.
+    (explorer.labs.attention.token_vectors) and enters through the ``embed.tok`` hook point.
     """
     embeddings = token_vectors(tokens.toy_ids, model.cfg.d_model, seed)[None]  # (1, T, d)
     _, cache = model.run_with_cache(

@@ -1,7 +1,7 @@
 """What the SmolLM2 the app runs really is: the 4-bit GGUF release of SmolLM2-135M-Instruct, dequantized.
 
 The package ships ``SmolLM2-135M-Instruct.Q4_1.gguf``, not the original 16-bit safetensors. transformers turns it
-into float32 once (explorer.pretrained), so the app computes in float32 with the values the 4-bit file encodes:
+into float32 once (explorer.models.pretrained), so the app computes in float32 with the values the 4-bit file encodes:
 each Q4_1 block of 32 weights holds 4-bit codes q with one scale d and one minimum m, w = d·q + m. The pages say
 so with :func:`smollm2_weights`, whose numbers are read from the file itself.
 """

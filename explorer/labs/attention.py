@@ -15,12 +15,12 @@ from functools import lru_cache
 import numpy as np
 import torch
 
-from .attention import additive_mask, attention, build_mask, repeat_kv
-from .config import ModelConfig
-from .model import Attention
-from .positional import sinusoidal
-from .sampling import entropy_bits
-from .tokenizer import MAX_LAB_TOKENS, Tokens
+from ..attention import additive_mask, attention, build_mask, repeat_kv
+from ..config import ModelConfig
+from ..model import Attention
+from ..positional import sinusoidal
+from ..sampling import entropy_bits
+from ..models.toy_tokens import MAX_LAB_TOKENS, Tokens
 
 MASK_CHOICES = ("none", "causal", "padding", "sliding_window", "prefix")
 MASK_LABELS = {
@@ -127,7 +127,7 @@ def resolve(settings: AttentionSettings) -> Resolved:
 
 
 def token_vectors(toy_ids, d_model: int, seed: int) -> torch.Tensor:
-    """Rows of a random N(0, 1) embedding table (toy vocabulary, see explorer.tokenizer), drawn on demand.
+    """Rows of a random N(0, 1) embedding table (toy vocabulary, see explorer.models.toy_tokens), drawn on demand.
 
     Each row depends only on (seed, token id): the same token gets the same vector in every sentence, and the
     34k x 512 table never has to exist.

@@ -4,11 +4,11 @@ import dataclasses
 import pandas as pd
 import streamlit as st
 
-from explorer.attention_lab import (
+from explorer.labs.attention import (
     D_MODEL_MAX, MASK_CHOICES, MASK_LABELS, N_HEAD_MAX, PAD_MAX, SEED_MAX, AttentionSettings, attention_kind,
     attention_params, divisors, layer_sharpness, resolve, run_attention, sqrt_dk_study,
 )
-from explorer.tokenizer import MAX_LAB_TOKENS, Tokens
+from explorer.models.toy_tokens import MAX_LAB_TOKENS, Tokens
 from explorer.ui.common import chart, page_header
 from explorer.ui.safe_text import escape_markdown
 from explorer.ui.sentence import sentence_input

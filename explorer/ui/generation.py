@@ -14,7 +14,7 @@ import streamlit as st
 
 from ..admission import AdmissionQueue, Ticket
 from ..generation import Generation, SpeedReport
-from ..tiny_models import TINY_DECODERS, TinyModel, load_tiny
+from ..models.tiny import TINY_DECODERS, TinyModel, load_tiny
 from .models import get_model
 from .safe_text import escape_markdown
 

@@ -1,11 +1,11 @@
 """Model internals lab: real weights (all-MiniLM-L6-v2, SmolLM2-135M) seen from the inside."""
 import streamlit as st
 
-from explorer.internals import (
+from explorer.labs.internals import (
     DEFAULT_COMPARE, MAX_TOKENS, attention_entropy, head_name, head_view_lines, logit_lens_facts, parse_head_name,
     residual_norm_facts, residual_norms,
 )
-from explorer.quantization import smollm2_weights
+from explorer.models.quantization import smollm2_weights
 from explorer.ui.common import chart, page_header, report_invalid
 from explorer.ui.internals import cached_ablation, cached_analysis, cached_lens
 from explorer.ui.models import get_model, model_picker

@@ -12,8 +12,8 @@ from typing import Sequence
 
 import torch
 
-from .config import PRESETS, ModelConfig
-from .model import Transformer
+from ..config import PRESETS, ModelConfig
+from ..model import Transformer
 
 TINY_DECODERS = tuple(name for name, cfg in PRESETS.items() if cfg.arch == "decoder")
 
@@ -55,7 +55,7 @@ class ByteTokenizer:
 
 @dataclass(frozen=True)
 class TinyModel:
-    """Shaped like ``explorer.pretrained.PretrainedModel`` where generation needs it."""
+    """Shaped like ``explorer.models.pretrained.PretrainedModel`` where generation needs it."""
 
     name: str
     title: str
@@ -78,7 +78,7 @@ def load_tiny(name: str, seed: int = 0, device: torch.device | str | None = None
     if name not in TINY_DECODERS:
         raise ValueError(f"Unknown tiny model {name!r}; choose one of {', '.join(TINY_DECODERS)}.")
     cfg = PRESETS[name]
-    # Shared read-only by every session of the app (explorer.ui.generation_lab): nothing may write to it.
+    # Shared read-only by every session of the app (explorer.ui.generation): nothing may write to it.
     model = Transformer.from_seed(cfg, seed).to(device or "cpu").eval().requires_grad_(False)
     title = f"{name} (random weights, {cfg.n_layer} layers x {cfg.n_head} heads, bytes as tokens)"
     return TinyModel(name=name, title=title, model=model, tokenizer=ByteTokenizer(), config=cfg)

@@ -1,6 +1,6 @@
 """Looking inside a real model: every head's attention, head ablation, the logit lens, residual norms, entropy.
 
-Works on a :class:`explorer.pretrained.PretrainedModel` (all-MiniLM-L6-v2 or SmolLM2-135M) through the core's
+Works on a :class:`explorer.models.pretrained.PretrainedModel` (all-MiniLM-L6-v2 or SmolLM2-135M) through the core's
 ``run_with_cache`` / ``run_with_hooks``; nothing is ever written onto the (shared) model. Every result is a plain
 dataclass of CPU tensors and lists, ready for ``explorer.viz.internals``.
 """
@@ -12,8 +12,8 @@ from typing import Iterable, Sequence
 
 import torch
 
-from .limits import INTERNALS_MAX_TOKENS as MAX_TOKENS  # every lab's caps live in explorer.limits
-from .pretrained import Encoded, PretrainedModel, sentence_embedding
+from ..limits import INTERNALS_MAX_TOKENS as MAX_TOKENS  # every lab's caps live in explorer.limits
+from ..models.pretrained import Encoded, PretrainedModel, sentence_embedding
 
 DEFAULT_COMPARE = (
     "A tired dog would not walk across the road.",

@@ -9,11 +9,11 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from .config import ACTIVATIONS, ARCHS, NORM_POSITIONS, NORMS, POSITIONALS, PRESETS, ModelConfig
-from .course_tables import INFO, MISLABELLED, OK, ROUNDED, WRONG, CourseTable
-from .hf_config import config_to_hf, import_hf_config, parse_config_json
-from .presets import REAL_MODELS
-from .sizing import GROUPS, ParamBreakdown, approx_params, human_count
+from ..config import ACTIVATIONS, ARCHS, NORM_POSITIONS, NORMS, POSITIONALS, PRESETS, ModelConfig
+from ..course_tables import INFO, MISLABELLED, OK, ROUNDED, WRONG, CourseTable
+from ..models.hf_config import config_to_hf, import_hf_config, parse_config_json
+from ..presets import REAL_MODELS
+from ..sizing import GROUPS, ParamBreakdown, approx_params, human_count
 
 DEFAULT_PRESET = "GPT-2 small"
 TEACHING_PREFIX = "teaching: "

@@ -3,10 +3,10 @@ import streamlit as st
 
 from explorer import limits
 from explorer.generation import FINISH_REASONS, generate, prepare_prompt, replay_speed
-from explorer.quantization import smollm2_weights
+from explorer.models.quantization import smollm2_weights
 from explorer.sampling import MAX_NEW_TOKENS, SamplingSettings
 from explorer.ui.common import chart, page_header, report_invalid
-from explorer.ui.generation_lab import (MODEL_CHOICES, MODEL_LABELS, REAL_MODEL, generation_queue, get_generator_model,
+from explorer.ui.generation import (MODEL_CHOICES, MODEL_LABELS, REAL_MODEL, generation_queue, get_generator_model,
                                        lab_state, text_markdown, wait_for_turn)
 from explorer.ui.safe_text import escape_markdown
 from explorer.ui.token_chips import token_chips

@@ -3,12 +3,12 @@ import streamlit as st
 
 from explorer.positional_facts import (GPT2_POSITION_INIT_STD, GPT2_TOKEN_INIT_STD, alibi_rule,
                                        rope_decay_facts)
-from explorer.positional_lab import (
+from explorer.labs.positional import (
     ENCODING_LABELS, ENCODINGS, LAB_N_HEAD, ROPE_THETAS, alibi, attention_patterns, cosine_similarity,
     encoding_model, learned_table, permutation_experiment, position_labels, rope_rotation, rope_score_by_distance,
     sinusoidal_table,
 )
-from explorer.tokenizer import Tokens
+from explorer.models.toy_tokens import Tokens
 from explorer.ui.common import chart, page_header
 from explorer.ui.sentence import sentence_input
 from explorer.viz.positional import (
