@@ -10,6 +10,8 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from .checks import choice, whole_number
+
 ARCHS = ("decoder", "encoder", "encoder-decoder")
 ACTIVATIONS = ("relu", "gelu", "gelu_tanh", "swiglu")
 NORMS = ("layernorm", "rmsnorm")
@@ -56,17 +58,17 @@ class ModelConfig:
 
     def __post_init__(self) -> None:
         fill = lambda name, value: object.__setattr__(self, name, value)  # noqa: E731 (frozen dataclass)
-        _check_choice("arch", self.arch, ARCHS)
-        _check_choice("activation", self.activation, ACTIVATIONS)
-        _check_choice("norm", self.norm, NORMS)
-        _check_choice("norm_position", self.norm_position, NORM_POSITIONS)
-        _check_choice("positional", self.positional, POSITIONALS)
-        _check_choice("mask", self.mask, MASKS)
+        choice("arch", self.arch, ARCHS)
+        choice("activation", self.activation, ACTIVATIONS)
+        choice("norm", self.norm, NORMS)
+        choice("norm_position", self.norm_position, NORM_POSITIONS)
+        choice("positional", self.positional, POSITIONALS)
+        choice("mask", self.mask, MASKS)
         for name in ("n_layer", "d_model", "n_head", "vocab_size", "max_seq_len"):
-            _check_positive_int(name, getattr(self, name))
+            whole_number(name, getattr(self, name), 1)
         if self.n_kv_head is None:
             fill("n_kv_head", self.n_head)
-        _check_positive_int("n_kv_head", self.n_kv_head)
+        whole_number("n_kv_head", self.n_kv_head, 1)
         if self.n_kv_head > self.n_head:
             raise ValueError(
                 f"n_kv_head ({self.n_kv_head}) cannot be larger than n_head ({self.n_head}): "
@@ -84,10 +86,10 @@ class ModelConfig:
                     "d_model / n_head dimensions."
                 )
             fill("d_head", self.d_model // self.n_head)
-        _check_positive_int("d_head", self.d_head)
+        whole_number("d_head", self.d_head, 1)
         if self.d_ff is None:
             fill("d_ff", 4 * self.d_model)
-        _check_positive_int("d_ff", self.d_ff)
+        whole_number("d_ff", self.d_ff, 1)
         if self.qkv_bias is None:
             fill("qkv_bias", self.bias)
         if self.positional == "rope" and self.d_head % 2:
@@ -99,9 +101,9 @@ class ModelConfig:
         if self.mask == "sliding_window":
             if self.window is None:
                 raise ValueError("A sliding-window mask needs a window size (window).")
-            _check_positive_int("window", self.window)
-        _check_non_negative_int("prefix_len", self.prefix_len)
-        _check_non_negative_int("type_vocab_size", self.type_vocab_size)
+            whole_number("window", self.window, 1)
+        whole_number("prefix_len", self.prefix_len, 0)
+        whole_number("type_vocab_size", self.type_vocab_size, 0)
         if not (isinstance(self.norm_eps, (int, float)) and 0 < self.norm_eps < 1):
             raise ValueError(f"norm_eps ({self.norm_eps}) must be a small positive number.")
         if not (isinstance(self.dropout, (int, float)) and 0 <= self.dropout < 1):
@@ -119,9 +121,12 @@ class ModelConfig:
 
     @property
     def attention_kind(self) -> str:
-        if self.n_kv_head == self.n_head:
-            return "MHA"
-        return "MQA" if self.n_kv_head == 1 else "GQA"
+        return attention_kind(self.n_head, self.n_kv_head)
+
+    @property
+    def kv_values_per_token(self) -> int:
+        """Numbers the KV cache keeps per token, all layers: K and V of every key/value head (2 · L · n_kv · d_h)."""
+        return 2 * self.n_layer * self.n_kv_head * self.d_head
 
     def replace(self, **changes: Any) -> "ModelConfig":
         """A copy with some fields changed; derived fields are derived again unless given."""
@@ -137,19 +142,11 @@ class ModelConfig:
         return dataclasses.asdict(self)
 
 
-def _check_choice(name: str, value: Any, choices: tuple[str, ...]) -> None:
-    if value not in choices:
-        raise ValueError(f"{name} must be one of {', '.join(choices)} (got {value!r}).")
-
-
-def _check_positive_int(name: str, value: Any) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be a whole number of at least 1 (got {value!r}).")
-
-
-def _check_non_negative_int(name: str, value: Any) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ValueError(f"{name} must be a whole number of at least 0 (got {value!r}).")
+def attention_kind(n_head: int, n_kv_head: int) -> str:
+    """MHA (a key/value head per query head), MQA (one for all) or GQA (groups of query heads share one)."""
+    if n_kv_head == n_head:
+        return "MHA"
+    return "MQA" if n_kv_head == 1 else "GQA"
 
 
 # Small configurations for teaching: they build in milliseconds on a laptop CPU.

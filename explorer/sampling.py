@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import torch
 
+from .checks import finite_number
 from .limits import GENERATION_MAX_NEW_TOKENS
 
 FILTERED = float("-inf")
@@ -105,7 +106,7 @@ class SamplingSettings:
     def __post_init__(self) -> None:
         if not isinstance(self.greedy, bool):
             raise ValueError(f"greedy must be True or False (got {self.greedy!r}).")
-        _check_number("temperature", self.temperature)
+        finite_number("temperature", self.temperature)
         if not 0 < self.temperature <= MAX_TEMPERATURE:
             raise ValueError(
                 f"temperature must be above 0 and at most {MAX_TEMPERATURE:g} (got {self.temperature:g}). "
@@ -114,19 +115,19 @@ class SamplingSettings:
             )
         if isinstance(self.top_k, bool) or not isinstance(self.top_k, int) or self.top_k < 0:
             raise ValueError(f"top-k must be a whole number, 0 (off) or more (got {self.top_k!r}).")
-        _check_number("top-p", self.top_p)
+        finite_number("top-p", self.top_p)
         if not 0 < self.top_p <= 1:
             raise ValueError(
                 f"top-p must be above 0 and at most 1 (got {self.top_p:g}): it is the share of probability the kept "
                 "tokens must cover; 1 keeps every token."
             )
-        _check_number("min-p", self.min_p)
+        finite_number("min-p", self.min_p)
         if not 0 <= self.min_p < 1:
             raise ValueError(
                 f"min-p must be at least 0 and below 1 (got {self.min_p:g}): it is a fraction of the most likely "
                 "token's probability; 0 keeps every token."
             )
-        _check_number("repetition penalty", self.repetition_penalty)
+        finite_number("repetition penalty", self.repetition_penalty)
         if not 0 < self.repetition_penalty <= MAX_REPETITION_PENALTY:
             raise ValueError(
                 f"repetition penalty must be above 0 and at most {MAX_REPETITION_PENALTY:g} (got "
@@ -168,8 +169,3 @@ class SamplingSettings:
         if self.repetition_penalty != 1:
             how += f", repetition penalty {self.repetition_penalty:g}"
         return how
-
-
-def _check_number(name: str, value) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise ValueError(f"{name} must be a number (got {value!r}).")

@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from .checks import choice, positive_number, whole_number
 from .config import ModelConfig
 
 GROUPS = ("embeddings", "attention", "ffn", "norms", "head")
@@ -213,22 +214,11 @@ GiB = 2 ** 30  # a GPU's memory: "80 GB" on a data sheet is 80 GiB (memory chips
 
 
 def _check_dtype(dtype: str) -> float:
-    if dtype not in DTYPE_BYTES:
-        raise ValueError(f"dtype must be one of {', '.join(DTYPE_BYTES)} (got {dtype!r}).")
-    return DTYPE_BYTES[dtype]
-
-
-def _check_count(name: str, value, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"{name} must be a whole number of at least {minimum} (got {value!r}).")
-    return value
+    return DTYPE_BYTES[choice("dtype", dtype, DTYPE_BYTES)]
 
 
 def _check_params(n_params) -> float:
-    if isinstance(n_params, bool) or not isinstance(n_params, (int, float)) or not n_params > 0 \
-            or not math.isfinite(n_params):
-        raise ValueError(f"The number of parameters must be a positive number (got {n_params!r}).")
-    return n_params
+    return positive_number("The number of parameters", n_params)
 
 
 def weight_bytes(n_params: float, dtype: str = "bf16") -> float:
@@ -245,10 +235,10 @@ def kv_cache_bytes(cfg: ModelConfig, batch: int, seq_len: int, dtype: str = "bf1
     if cfg.arch == "encoder":
         raise ValueError("An encoder (BERT) reads the whole text in one pass and does not generate token by "
                          "token, so it keeps no KV cache.")
-    _check_count("batch", batch)
-    _check_count("sequence length", seq_len)
+    whole_number("batch", batch, 1)
+    whole_number("sequence length", seq_len, 1)
     kept = min(seq_len, cfg.window) if cfg.mask == "sliding_window" and cfg.window else seq_len
-    per_token = 2 * cfg.n_layer * cfg.n_kv_head * cfg.d_head
+    per_token = cfg.kv_values_per_token
     total = per_token * kept * batch
     if cfg.arch == "encoder-decoder":
         total += per_token * seq_len * batch
@@ -278,7 +268,7 @@ def model_states_bytes(n_params: float, n_gpus: int = 1, zero_stage: int = 0) ->
     """Rajbhandari et al. 2019, Figure 1: (2 + 2 + K)·Ψ with K = 12, of which ZeRO stage 1 partitions the
     optimizer states over N_d GPUs, stage 2 the gradients as well, stage 3 the weights too."""
     psi = _check_params(n_params)
-    n = _check_count("number of GPUs", n_gpus)
+    n = whole_number("number of GPUs", n_gpus, 1)
     if zero_stage not in ZERO_STAGES:
         raise ValueError(f"ZeRO stage must be 0, 1, 2 or 3 (got {zero_stage!r}).")
     b = MIXED_ADAM_BYTES
@@ -300,7 +290,7 @@ def activation_bytes_per_layer(cfg: ModelConfig, batch: int, seq_len: int, recom
     core and keeps 34·s·b·h; full recomputation keeps only each layer's input, 2·s·b·h. The formula is derived
     for the GPT block (FFN 4h, full multi-head attention); for SwiGLU or GQA it is an estimate.
     """
-    s, b = _check_count("sequence length", seq_len), _check_count("batch", batch)
+    s, b = whole_number("sequence length", seq_len, 1), whole_number("batch", batch, 1)
     h, a = cfg.d_model, cfg.n_head
     if recompute not in RECOMPUTE:
         raise ValueError(f"recompute must be one of {', '.join(RECOMPUTE)} (got {recompute!r}).")
@@ -339,7 +329,7 @@ def training_memory(cfg: ModelConfig, n_gpus: int = 1, zero_stage: int = 0, micr
 def logits_bytes(cfg: ModelConfig, batch: int, seq_len: int) -> float:
     """4·s·b·V: the fp32 logits a training step keeps for the cross-entropy loss. Korthikanti et al. 2022
     (Section 4.3) count them outside the per-layer activations, like the embedding layer's output."""
-    return 4.0 * _check_count("sequence length", seq_len) * _check_count("batch", batch) * cfg.vocab_size
+    return 4.0 * whole_number("sequence length", seq_len, 1) * whole_number("batch", batch, 1) * cfg.vocab_size
 
 
 def gpus_needed(nbytes: float, gpu_bytes: float) -> int:
@@ -398,7 +388,7 @@ def chinchilla_tokens(n_params: float) -> float:
 
 def training_seconds(flops: float, n_gpus: int, tflops_per_gpu: float, utilisation: float) -> float:
     """Wall-clock time: FLOPs / (GPUs · peak FLOP/s · model FLOPs utilisation)."""
-    _check_count("number of GPUs", n_gpus)
+    whole_number("number of GPUs", n_gpus, 1)
     if isinstance(tflops_per_gpu, bool) or not isinstance(tflops_per_gpu, (int, float)) or tflops_per_gpu <= 0:
         raise ValueError(f"TFLOP/s per GPU must be a positive number (got {tflops_per_gpu!r}).")
     if not isinstance(utilisation, (int, float)) or not 0 < utilisation <= 1:

@@ -1,0 +1,36 @@
+"""The checks every lab and the core run on what a student typed, in one place: each raises ValueError with a
+sentence that names the control and quotes the value, so a page can show it as it is."""
+from __future__ import annotations
+
+import math
+from typing import Any, Iterable
+
+
+def whole_number(name: str, value: Any, low: int, high: int | None = None) -> int:
+    """``value`` if it is an int from ``low`` to ``high`` (no upper bound when None); bools are not numbers here."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < low or (high is not None and value > high):
+        span = f"from {low} to {high}" if high is not None else f"of at least {low}"
+        raise ValueError(f"{name} must be a whole number {span} (got {value!r}).")
+    return value
+
+
+def choice(name: str, value: Any, choices: Iterable[Any]) -> Any:
+    """``value`` if it is one of ``choices``."""
+    choices = tuple(choices)
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {', '.join(map(str, choices))} (got {value!r}).")
+    return value
+
+
+def finite_number(name: str, value: Any) -> float:
+    """``value`` if it is a finite int or float."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ValueError(f"{name} must be a number (got {value!r}).")
+    return value
+
+
+def positive_number(name: str, value: Any) -> float:
+    """``value`` if it is a finite number above 0."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+        raise ValueError(f"{name} must be a positive number (got {value!r}).")
+    return value

@@ -1,0 +1,57 @@
+"""The one result type of every lab: what was computed, from which settings, and, when the student's settings could
+not be used, why (a sentence for the page) and what is shown instead."""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Callable, Generic, Protocol, TypeVar
+
+
+class Settings(Protocol):
+    """A lab's frozen settings dataclass: ``validate()`` is the one place its values are checked."""
+
+    def validate(self) -> None:
+        """Raise ValueError with a sentence for the student when the settings cannot be computed."""
+
+
+S = TypeVar("S", bound=Settings)
+R = TypeVar("R")
+
+
+@dataclass(frozen=True)
+class Outcome(Generic[S, R]):
+    """``result`` computed from ``settings``; when the requested settings were invalid, ``error`` says why and
+    ``fallback`` names what changed to reach ``settings`` (None, with ``result`` None, when there is no sensible
+    fallback: a page then shows the error alone rather than another model's numbers under the student's input)."""
+
+    settings: S
+    result: R | None
+    error: str | None = None
+    fallback: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+def changed_fields(requested, used) -> str | None:
+    """'Showing n_head = 4, seed = 0 instead.' for the fields of two settings dataclasses that differ."""
+    changed = [f"{f.name} = {getattr(used, f.name)}" for f in dataclasses.fields(used)
+               if getattr(used, f.name) != getattr(requested, f.name)]
+    return "Showing " + ", ".join(changed) + " instead." if changed else None
+
+
+def run_lab(requested: S, compute: Callable[[S], R], nearest: Callable[[S], S] | None = None) -> Outcome[S, R]:
+    """Validate ``requested`` and compute; never raises for bad input.
+
+    Invalid settings fall back to ``nearest(requested)`` (itself validated) when the lab has a sensible nearest
+    choice, else the outcome carries the error and no result."""
+    try:
+        requested.validate()
+    except ValueError as err:
+        if nearest is None:
+            return Outcome(requested, None, str(err))
+        used = nearest(requested)
+        used.validate()  # a fallback that is itself invalid is a bug, not a student's mistake
+        return Outcome(used, compute(used), str(err), changed_fields(requested, used))
+    return Outcome(requested, compute(requested))
