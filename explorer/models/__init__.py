@@ -1,1 +1,7 @@
-"""placeholder"""
+"""The models the labs run: real ones with their weights (explorer.models.pretrained), tiny random ones
+(explorer.models.tiny), the toy tokenization of the random-weight labs (explorer.models.toy_tokens), the one
+HF-config reader (explorer.models.hf_config) and the labels of byte-level tokens (explorer.models.token_labels).
+``LoadedModel`` names what every lab that takes a model may use."""
+from .protocol import LoadedModel, ModelTokenizer
+
+__all__ = ["LoadedModel", "ModelTokenizer"]
