@@ -10,7 +10,7 @@ from explorer.labs.attention import (
 )
 from explorer.models.toy_tokens import MAX_LAB_TOKENS, Tokens
 from explorer.ui.common import chart, page_header
-from explorer.ui.safe_text import escape_markdown
+from explorer.safe_text import escape_markdown
 from explorer.ui.sentence import sentence_input
 from explorer.viz.attention import (
     MAX_SHOWN_COLS, head_grid, matrix_figure, params_figure, shared_bound, sqrt_dk_figure, vectors_grid,

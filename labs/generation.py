@@ -8,7 +8,7 @@ from explorer.sampling import MAX_NEW_TOKENS, SamplingSettings
 from explorer.ui.common import chart, page_header, report_invalid
 from explorer.ui.generation import (MODEL_CHOICES, MODEL_LABELS, REAL_MODEL, generation_queue, get_generator_model,
                                        lab_state, text_markdown, wait_for_turn)
-from explorer.ui.safe_text import escape_markdown
+from explorer.safe_text import escape_markdown
 from explorer.ui.token_chips import token_chips
 from explorer.viz.generation import (attention_over_context, candidate_bars, entropy_line, quoted, speed_chart,
                                      timeline)

@@ -16,7 +16,7 @@ from explorer.labs.sizing import (DEFAULT_PRESET, EDITABLE_FIELDS, breakdown_row
                                  preset_counts_pooler, preset_names, summary, symbol_values, total_latex)
 from explorer.ui.common import chart, page_header
 from explorer.ui.derived import follow_default
-from explorer.ui.safe_text import escape_html, escape_markdown
+from explorer.safe_text import escape_html, escape_markdown
 from explorer.viz.sizing import (breakdown_sunburst, compare_bars, inference_memory_bars, memory_by_zero_stage,
                                  scaling_curves, tokens_per_parameter)
 

@@ -18,7 +18,7 @@ from explorer.model import Transformer
 from explorer.sampling import SamplingSettings
 from explorer.models.tiny import ByteTokenizer, load_tiny
 from explorer.ui.generation import LabState, text_markdown
-from explorer.ui.safe_text import escape_markdown
+from explorer.safe_text import escape_markdown
 from tests.conftest import ROOT
 from tests.pretrained_models import ours
 from tests.test_generation_limits import GatedTokenizer

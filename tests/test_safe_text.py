@@ -9,7 +9,7 @@ import string
 
 import pytest
 
-from explorer.ui.safe_text import escape_html, escape_markdown, inline_code
+from explorer.safe_text import escape_html, escape_markdown, inline_code
 
 PAYLOADS = [
     "![x](http://127.0.0.1:9/md-img.png)",

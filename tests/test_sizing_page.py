@@ -48,7 +48,7 @@ def test_editing_a_field_recounts_and_a_negative_size_is_explained(at):
     assert _total(at) == count_params(cfg).total
     at.number_input(key="field_GPT-2 small_d_model").set_value(-768).run()
     assert not at.exception
-    shown = [e.value.replace("\\", "") for e in at.error]  # the page escapes Markdown (explorer/ui/safe_text.py)
+    shown = [e.value.replace("\\", "") for e in at.error]  # the page escapes Markdown (explorer/safe_text.py)
     assert any("d_model" in e and "at least 1" in e for e in shown)
     assert not at.metric  # no totals of another model under the student's fields (tests/test_sizing_lab_state.py)
 

@@ -7,7 +7,7 @@ from markdown_it import MarkdownIt
 from streamlit.testing.v1 import AppTest
 
 from explorer.labs.internals import MAX_TOKENS
-from explorer.ui.safe_text import inline_code as code_span
+from explorer.safe_text import inline_code as code_span
 from explorer.ui.token_chips import token_chips
 from tests.conftest import ROOT
 from tests.pretrained_models import ours

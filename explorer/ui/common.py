@@ -4,7 +4,7 @@ from __future__ import annotations
 import streamlit as st
 
 from ..device import default_device, device_label
-from .safe_text import escape_markdown
+from ..safe_text import escape_markdown
 
 
 def page_header(title: str, intro: str, course_section: str | None = None) -> None:

@@ -16,7 +16,7 @@ from ..admission import AdmissionQueue, Ticket
 from ..generation import Generation, SpeedReport
 from ..models.tiny import TINY_DECODERS, TinyModel, load_tiny
 from .models import get_model
-from .safe_text import escape_markdown
+from ..safe_text import escape_markdown
 
 REAL_MODEL = "smollm2-135m"
 MODEL_CHOICES = (REAL_MODEL,) + TINY_DECODERS

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from .safe_text import escape_markdown
+from ..safe_text import escape_markdown
 from .token_chips import token_chips
 from ..models.toy_tokens import DEFAULT_SENTENCE, MAX_LAB_TOKENS, Tokens, tokenize_for_lab
 

@@ -2,13 +2,13 @@
 
 A code span shows its content literally (no emphasis, links, images, HTML or maths), but a backtick inside it ends
 it: a token that is a backtick, fenced with single backticks, broke the rest of the row. Each label goes through
-explorer.ui.safe_text.inline_code, which fences it by CommonMark's rule.
+explorer.safe_text.inline_code, which fences it by CommonMark's rule.
 """
 from __future__ import annotations
 
 from collections.abc import Iterable
 
-from .safe_text import inline_code
+from ..safe_text import inline_code
 
 
 def token_chips(labels: Iterable[str]) -> str:

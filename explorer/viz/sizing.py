@@ -11,7 +11,7 @@ import plotly.graph_objects as go
 from ..config import ModelConfig
 from ..sizing import (GB, GROUPS, ModelStates, ParamBreakdown, approx_params, count_params, human_count,
                       human_gpu_memory)
-from ..ui.safe_text import escape_html
+from ..safe_text import escape_html
 
 GROUP_COLORS = {"embeddings": "#4C78A8", "attention": "#F58518", "ffn": "#54A24B", "norms": "#B279A2",
                 "head": "#E45756"}
