@@ -149,6 +149,15 @@ def attention_kind(n_head: int, n_kv_head: int) -> str:
     return "MQA" if n_kv_head == 1 else "GQA"
 
 
+def kv_head_choices(n_head: int) -> list[int]:
+    """The n_kv_head values n_head allows (its divisors), largest first: n_head (MHA) ... 1 (MQA); [] for an
+    n_head that is not a whole number of at least 1."""
+    if isinstance(n_head, bool) or not isinstance(n_head, int) or n_head < 1:
+        return []
+    small = [d for d in range(1, math.isqrt(n_head) + 1) if n_head % d == 0]  # a typed field may hold 10**12
+    return sorted(set(small) | {n_head // d for d in small}, reverse=True)
+
+
 # Small configurations for teaching: they build in milliseconds on a laptop CPU.
 PRESETS: dict[str, ModelConfig] = {
     "tiny-gpt": ModelConfig(arch="decoder", n_layer=2, d_model=64, n_head=4, positional="learned",
