@@ -103,7 +103,7 @@ def case_generation(use_cache: bool):
         g = generate(pm.model, pm.tokenizer, ids, SamplingSettings(max_new_tokens=n_new, seed=0), attention=True,
                      use_cache=use_cache, stop_ids=[])
         steps = list(g)
-        kept = sum(s.attention_rows.numel() * s.attention_rows.element_size() for s in steps)
+        kept = sum(s.attention_rows.nbytes for s in steps)
         return (f"{P}-token prompt, {len(steps)} new tokens, KV cache {'on' if use_cache else 'off'} "
                 f"({limits.tokens_read(P, len(steps), use_cache=use_cache):,} tokens read; the run keeps "
                 f"{kept / MiB:.0f} MiB of attention rows)")
@@ -127,7 +127,7 @@ def case_generation_uncapped():
 
 def case_internals():
     from explorer import limits
-    from explorer.labs.internals import DEFAULT_COMPARE, ablate, analyze, logit_lens
+    from explorer.labs.internals_passes import DEFAULT_COMPARE, ablate, analyze, logit_lens
     from explorer.models.pretrained import load_model
 
     smol, mini = _smollm2(), load_model("minilm-l6", device="cpu")

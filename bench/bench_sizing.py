@@ -1,7 +1,8 @@
 """Sizing lab speed: arithmetic against building the model, and the page's rerun time against a bare page.
 
 1. count_params of a preset against building the same model on the meta device (the cheapest way to get its
-   parameters from torch): the ratio says how much the lab saves by never building anything.
+   parameters from torch): the ratio says how much the lab saves by never building anything. Beside it, the
+   lab's whole run(settings) (every panel), the cost a cache in explorer/ui/sizing.py would save per rerun.
 2. Server-side rerun time of labs/sizing.py through AppTest for a series of preset changes, next to the bare
    one-widget page (bench/_bare_page.py) measured in the same process.
 Run: .venv/bin/python bench/bench_sizing.py
@@ -22,6 +23,7 @@ import torch  # noqa: E402
 from streamlit.testing.v1 import AppTest  # noqa: E402
 
 from explorer.device import configure_process  # noqa: E402
+from explorer.labs.sizing import ModelSettings, SizingSettings, run  # noqa: E402
 from explorer.model import Transformer  # noqa: E402
 from explorer.presets import REAL_MODELS  # noqa: E402
 from explorer.sizing import count_params  # noqa: E402
@@ -59,8 +61,9 @@ def main() -> None:
         cfg = REAL_MODELS[key].cfg
         arithmetic = best_of(lambda: count_params(cfg), 20)
         built = best_of(lambda: meta_count(cfg), 3)
+        lab = best_of(lambda: run(SizingSettings(model=ModelSettings(preset=key))), 20)
         print(f"{key:12s} count_params {arithmetic * 1e6:8.1f} us   meta-device model {built * 1e3:8.1f} ms   "
-              f"ratio {built / arithmetic:,.0f}x")
+              f"ratio {built / arithmetic:,.0f}x   lab run(settings) {lab * 1e3:.2f} ms")
     names = ["LLaMA-7B", "BERT-base", "GPT-3 175B", "Qwen-1.8B", "SmolLM2-135M", "GPT-2 small"] * 2
     lab = reruns(ROOT / "labs/sizing.py", [lambda a, n=n: a.selectbox(key="preset").set_value(n) for n in names])
     bare = reruns(ROOT / "bench/_bare_page.py",

@@ -10,7 +10,8 @@ from dataclasses import dataclass
 
 import torch
 
-MASK_KINDS = ("causal", "bidirectional", "sliding_window", "prefix")
+from .checks import choice, whole_number
+from .config import MASKS
 
 
 def build_mask(
@@ -32,22 +33,19 @@ def build_mask(
     - sliding_window: i - window < j <= i (Longformer / Mistral: the last ``window`` tokens, itself included)
     - prefix: bidirectional inside the first ``prefix_len`` tokens, causal after (prefix-LM, as in UniLM / T5)
     """
+    choice("mask", kind, MASKS)
     k_len = q_len if k_len is None else k_len
     if q_offset is None:
         q_offset = k_len - q_len
-    i = torch.arange(q_offset, q_offset + q_len, device=device).unsqueeze(1)  # (q, 1)
-    j = torch.arange(k_len, device=device).unsqueeze(0)  # (1, k)
     if kind == "bidirectional":
         return torch.ones(q_len, k_len, dtype=torch.bool, device=device)
+    i = torch.arange(q_offset, q_offset + q_len, device=device).unsqueeze(1)  # (q, 1)
+    j = torch.arange(k_len, device=device).unsqueeze(0)  # (1, k)
     if kind == "causal":
         return j <= i
     if kind == "sliding_window":
-        if window is None or window < 1:
-            raise ValueError("A sliding-window mask needs a window of at least 1 token.")
-        return (j <= i) & (j > i - window)
-    if kind == "prefix":
-        return (j <= i) | (j < prefix_len)
-    raise ValueError(f"Unknown mask {kind!r}; choose one of {', '.join(MASK_KINDS)}.")
+        return (j <= i) & (j > i - whole_number("window", window, 1))
+    return (j <= i) | (j < prefix_len)  # prefix
 
 
 def additive_mask(allowed: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:
@@ -83,7 +81,7 @@ def attention_scores(
     """Q K^T * scale (+ bias), before the mask: (B, n_head, q, k).
 
     q: (B, n_head, q, d_k); k: (B, n_kv_head, k, d_k) with n_head a multiple of n_kv_head. scale defaults to
-    1 / sqrt(d_k). bias is additive (e.g. ALiBi), broadcastable to the result.
+    1 / sqrt(d_k). bias is additive (e.g. ALiBi), broadcastable to the result, and added in the scores' dtype.
     """
     B, nh, n_q, d_k = q.shape
     n_kv = k.shape[1]
@@ -93,7 +91,7 @@ def attention_scores(
     # are stacked as extra query rows of g. Same numbers, one matmul per key head.
     q_grouped = q.reshape(B, n_kv, (nh // n_kv) * n_q, d_k)  # (B, nkv, groups * q, d)
     scores = (torch.matmul(q_grouped, k.transpose(-2, -1)) * scale).view(B, nh, n_q, -1)  # (B, nh, q, k)
-    return scores if bias is None else scores + bias
+    return scores if bias is None else scores + bias.to(scores.dtype)
 
 
 def masked_softmax(scores: torch.Tensor, allowed: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:

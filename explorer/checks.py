@@ -34,3 +34,11 @@ def positive_number(name: str, value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
         raise ValueError(f"{name} must be a positive number (got {value!r}).")
     return value
+
+
+def nearest_whole(value: Any, low: int, high: int, default: int) -> int:
+    """The whole number from ``low`` to ``high`` nearest to ``value``, or ``default`` when it is not one (bools
+    included): what a lab shows instead of a control it could not use."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        return default
+    return min(max(value, low), high)

@@ -24,15 +24,17 @@ import secrets
 import threading
 import time
 from dataclasses import dataclass
-from typing import Iterator, Protocol, Sequence
+from typing import Iterator, Sequence
 
+import numpy as np
 import torch
 
 from . import limits
 from .config import ModelConfig
-from .model import KVCache, RunContext, Transformer, decode_layout_  # noqa: F401 (re-exported)
+from .model import KVCache, RunContext, Transformer
+from .models import ModelTokenizer
 from .sampling import SamplingSettings, entropy_bits
-from .models.token_labels import piece_labels, sequence_labels
+from .models.token_labels import sequence_labels
 
 FINISH_REASONS = {
     "eos": "the model chose its end-of-text token",
@@ -41,25 +43,15 @@ FINISH_REASONS = {
 }
 
 
-class Tokenizer(Protocol):
-    """What generation needs from a tokenizer (``explorer.models.pretrained.SafeTokenizer`` and ``ByteTokenizer`` fit)."""
-
-    supports_chat: bool
-    eos_token_id: int | None
-
-    def encode(self, text: str, *, add_special_tokens: bool = True) -> list[int]: ...
-    def chat_ids(self, user: str) -> list[int]: ...
-    def decode(self, ids: Sequence[int], *, skip_special_tokens: bool = False) -> str: ...
-    def token_labels(self, ids: Sequence[int]) -> list[str]: ...
-
-
 @dataclass(frozen=True)
 class Prompt:
-    """The prompt as the model reads it: token ids and one readable label per token."""
+    """The prompt as the model reads it: token ids and one readable label per token, and the text it was read from
+    (what the student typed, before any chat template)."""
 
     ids: tuple[int, ...]
     labels: tuple[str, ...]
     chat: bool
+    text: str
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -93,41 +85,34 @@ class Step:
     # (n_layer, n_head, position) in float16: the query at position-1 over the context. A run keeps one per step,
     # n_layer x n_head x (prompt + generated) numbers each, so half precision halves a session's largest part;
     # its relative rounding (2^-11) is far below what a heatmap colour or a 3-decimal hover can show.
-    attention_rows: torch.Tensor | None
+    attention_rows: np.ndarray | None
     finish: str | None  # on the last step: a key of FINISH_REASONS
 
     @property
-    def is_eos(self) -> bool:
-        return self.finish == "eos"
-
-    @property
-    def attention(self) -> torch.Tensor | None:
+    def attention(self) -> np.ndarray | None:
         """(n_layer, n_head, position) float32 attention weights of the query that picked this token."""
-        return None if self.attention_rows is None else self.attention_rows.float()
+        return None if self.attention_rows is None else self.attention_rows.astype(np.float32)
 
 
-def prepare_prompt(tokenizer: Tokenizer, prompt: str | Sequence[int], max_seq_len: int, *, chat: bool = False,
+def prepare_prompt(tokenizer: ModelTokenizer, prompt: str | Sequence[int], max_seq_len: int, *, chat: bool = False,
                    max_prompt_tokens: int | None = limits.GENERATION_MAX_PROMPT_TOKENS) -> Prompt:
     """Tokenize and check a prompt. Plain mode continues the text as it is; chat mode wraps it in the model's chat
-    template (the format an instruction-tuned model was fine-tuned on) and asks for the assistant's answer.
+    template (the format an instruction-tuned model was fine-tuned on) and asks for the assistant's answer (a
+    tokenizer without a template refuses ``chat_ids`` with a sentence).
 
     A prompt longer than ``max_prompt_tokens`` is refused with a sentence (None: only the context bounds it)."""
     if isinstance(prompt, str):
         if not prompt.strip():
             raise ValueError("Type a prompt first: the model needs at least one token to continue.")
-        if chat:
-            if not tokenizer.supports_chat:
-                raise ValueError(
-                    "This model has no chat template (it was never fine-tuned to chat): use plain completion.")
-            ids = tokenizer.chat_ids(prompt)
-        else:
-            ids = tokenizer.encode(prompt, add_special_tokens=False)
+        text = prompt
+        ids = tokenizer.chat_ids(prompt) if chat else tokenizer.encode(prompt, add_special_tokens=False)
         if not ids:
             raise ValueError("The prompt gives no tokens at all; type some text.")
     else:
         ids = [int(i) for i in prompt]
         if not ids:
             raise ValueError("The prompt needs at least one token.")
+        text = tokenizer.decode(ids, skip_special_tokens=False)
     if max_prompt_tokens is not None and len(ids) > max_prompt_tokens:
         raise ValueError(limits.prompt_too_long(len(ids), max_prompt_tokens))
     if len(ids) >= max_seq_len:
@@ -135,7 +120,7 @@ def prepare_prompt(tokenizer: Tokenizer, prompt: str | Sequence[int], max_seq_le
             f"The prompt is {len(ids)} tokens long but this model reads at most {max_seq_len} tokens, so there is no "
             "room left for a new one. Shorten the prompt."
         )
-    return Prompt(ids=tuple(ids), labels=tuple(sequence_labels(tokenizer, ids)), chat=chat)
+    return Prompt(ids=tuple(ids), labels=tuple(sequence_labels(tokenizer, ids)), chat=chat, text=text)
 
 
 class Generation:
@@ -146,7 +131,7 @@ class Generation:
     ``close()`` is safe from any thread at any moment.
     """
 
-    def __init__(self, model: Transformer, tokenizer: Tokenizer, prompt: Prompt, settings: SamplingSettings, *,
+    def __init__(self, model: Transformer, tokenizer: ModelTokenizer, prompt: Prompt, settings: SamplingSettings, *,
                  use_cache: bool, attention: bool, n_candidates: int, stop_ids: Sequence[int],
                  prefill_chunk: int = limits.PREFILL_CHUNK_TOKENS):
         self.model, self.tokenizer, self.prompt = model, tokenizer, prompt
@@ -256,12 +241,13 @@ class Generation:
 
             model_entropy = float(entropy_bits(model_probs))
             step = Step(
-                index=index, position=position, token_id=token, label=piece_labels(self.tokenizer, [token])[0],
+                index=index, position=position, token_id=token, label=self.tokenizer.token_labels([token])[0],
                 delta=delta, prob=float(probs[token]), model_prob=float(model_probs[token]),
                 candidates=self._candidates(probs, model_probs, token), n_kept=int((probs > 0).sum()),
                 entropy=float(entropy_bits(probs)) if probs is not model_probs else model_entropy,
                 model_entropy=model_entropy,
-                seconds=seconds, tokens_read=tokens_read, attention_rows=attn, finish=finish,
+                seconds=seconds, tokens_read=tokens_read, attention_rows=None if attn is None else attn.numpy(),
+                finish=finish,
             )
             self.steps.append(step)
             if finish is not None:
@@ -290,7 +276,7 @@ class Generation:
         top = torch.topk(rank, n).indices.tolist()
         if chosen not in top:
             top.append(chosen)
-        labels = piece_labels(self.tokenizer, top)
+        labels = self.tokenizer.token_labels(top)
         return tuple(Candidate(token_id=t, label=lab, prob=float(probs[t]), model_prob=float(model_probs[t]))
                      for t, lab in zip(top, labels))
 
@@ -349,7 +335,7 @@ def _forward_last(model: Transformer, tokens: torch.Tensor, cache: KVCache | Non
 
 def generate(
     model: Transformer,
-    tokenizer: Tokenizer,
+    tokenizer: ModelTokenizer,
     prompt: str | Sequence[int] | Prompt,
     settings: SamplingSettings | None = None,
     *,
@@ -391,10 +377,18 @@ def generate(
         raise ValueError(f"The prompt fills the whole context ({cfg.max_seq_len} tokens); shorten it.")
     if not use_cache and (too_long := limits.no_cache_too_long(len(prompt), settings.max_new_tokens)):
         raise ValueError(too_long)
-    if stop_ids is None:
-        stop_ids = [] if tokenizer.eos_token_id is None else [tokenizer.eos_token_id]
+    if stop_ids is None:  # a ModelTokenizer need not have an end-of-text token (ByteTokenizer has none)
+        eos = getattr(tokenizer, "eos_token_id", None)
+        stop_ids = [] if eos is None else [eos]
     return Generation(model, tokenizer, prompt, settings, use_cache=use_cache, attention=attention,
                       n_candidates=n_candidates, stop_ids=stop_ids, prefill_chunk=prefill_chunk)
+
+
+def tokens_per_second(seconds: Sequence[float]) -> float:
+    """Steady decoding speed from per-token times: the tokens after the first one, over their time (the first step
+    reads the whole prompt, which is latency rather than speed); a single token is all there is to go by."""
+    rest = seconds[1:] or seconds
+    return len(rest) / max(sum(rest), 1e-9)
 
 
 @dataclass(frozen=True)
@@ -405,15 +399,8 @@ class SpeedReport:
     seconds: tuple[float, ...]  # one per generated token; the first includes reading the prompt
 
     @property
-    def first_token_seconds(self) -> float:
-        return self.seconds[0]
-
-    @property
     def tokens_per_second(self) -> float:
-        """Steady decoding speed: the tokens after the first one, over their time (the first step reads the whole
-        prompt, which is latency rather than speed)."""
-        rest = self.seconds[1:] or self.seconds
-        return len(rest) / max(sum(rest), 1e-9)
+        return tokens_per_second(self.seconds)
 
 
 def replay_speed(model: Transformer, prompt_ids: Sequence[int], token_ids: Sequence[int], *,

@@ -32,15 +32,14 @@ INTERNALS_MAX_TOKENS = 64
 TOY_LAB_MAX_TOKENS = 32
 
 
-def prompt_limits_note(max_prompt_tokens: int = GENERATION_MAX_PROMPT_TOKENS,
-                       max_new_tokens: int = GENERATION_MAX_NEW_TOKENS,
-                       max_chars: int = GENERATION_PROMPT_MAX_CHARS) -> str:
-    """The caps, said before anything is computed."""
-    return (f"Limits for one run, so that one student cannot slow down the class: at most {max_prompt_tokens} "
-            f"prompt tokens, {max_new_tokens} new tokens and {GENERATION_MAX_TOKENS_READ:,} tokens through the "
-            "model in all (only a run without the KV cache, which re-reads the text at every step, comes near). "
-            f"The box takes at most {max_chars:,} characters: a longer paste is dropped entirely, not cut, so "
-            "paste a shorter part.")
+def prompt_limits_note() -> str:
+    """The generation lab's caps, said before anything is computed."""
+    return (f"Limits for one run, so that one student cannot slow down the class: at most "
+            f"{GENERATION_MAX_PROMPT_TOKENS} prompt tokens, {GENERATION_MAX_NEW_TOKENS} new tokens and "
+            f"{GENERATION_MAX_TOKENS_READ:,} tokens through the model in all (only a run without the KV cache, which "
+            "re-reads the text at every step, comes near). The box takes at most "
+            f"{GENERATION_PROMPT_MAX_CHARS:,} characters: a longer paste is dropped entirely, not cut, so paste a "
+            "shorter part.")
 
 
 def tokens_read(prompt_tokens: int, new_tokens: int, *, use_cache: bool) -> int:

@@ -89,10 +89,6 @@ def _checked_replacement(name: str, x: torch.Tensor, replaced) -> torch.Tensor:
     return replaced
 
 
-def _hook(ctx: RunContext | None, name: str, x: torch.Tensor) -> torch.Tensor:
-    return x if ctx is None else ctx(name, x)
-
-
 class KVCache:
     """Keys and values of the tokens seen so far, one pair per decoder block, for token-by-token generation."""
 
@@ -135,105 +131,110 @@ def make_norm(cfg: ModelConfig) -> nn.Module:
 
 
 @dataclass
-class Positions:
-    """What the attention of one forward needs to know about where its tokens sit."""
+class Pass:
+    """One forward through a stack: what every block needs besides its input, worked out once per call."""
 
-    start: int  # absolute position of the first query token (the KV cache length)
-    cos: torch.Tensor | None = None  # RoPE tables for the query positions
-    sin: torch.Tensor | None = None
+    ctx: RunContext | None  # this call's hooks and kept tensors; None runs no hook at all
+    start: int  # absolute position of the first token (the KV cache length)
+    allowed: torch.Tensor | None  # (T, S) or (B, 1, T, S): True where self-attention may look; None: everywhere
+    bias: torch.Tensor | None = None  # (nh, T, S) ALiBi
+    rope: tuple[torch.Tensor, torch.Tensor] | None = None  # cos, sin (T, dh) of the query positions
+    kv_cache: KVCache | None = None
+    memory: torch.Tensor | None = None  # (B, S_src, d_model) the encoder's output, for cross-attention
+    memory_allowed: torch.Tensor | None = None  # (B, 1, 1, S_src): False on source padding
+    token_type_ids: torch.Tensor | None = None  # (B, T) segments
+
+    @classmethod
+    def build(cls, cfg: ModelConfig, tokens: torch.Tensor, ctx: RunContext | None, *, mask: str,
+              kv_cache: KVCache | None = None, attention_mask: torch.Tensor | None = None,
+              memory: torch.Tensor | None = None, memory_mask: torch.Tensor | None = None,
+              token_type_ids: torch.Tensor | None = None) -> Pass:
+        """The pass of ``tokens`` (B, T) under ``mask``; attention_mask / memory_mask are 1 for real tokens and 0
+        for padding, over the keys (cached ones included) / the source."""
+        T, device = tokens.shape[1], tokens.device
+        start = 0 if kv_cache is None else kv_cache.length
+        S = start + T  # the keys: cached tokens, then these
+        if S > cfg.max_seq_len:
+            raise ValueError(f"The sequence ({S} tokens) is longer than this model's context (max_seq_len = "
+                             f"{cfg.max_seq_len}); shorten the text.")
+        # A decoding step of a causal model: the newest token may see every key, so there is nothing to mask.
+        allowed = None if T == 1 and mask == "causal" else build_mask(
+            mask, T, S, window=cfg.window, prefix_len=cfg.prefix_len, q_offset=start, device=device)  # (T, S)
+        if attention_mask is not None:
+            padding = padding_allowed(attention_mask)  # (B, 1, 1, S)
+            allowed = padding if allowed is None else allowed & padding  # (B, 1, T, S)
+        bias = rope = None
+        if cfg.positional == "alibi":
+            bias = alibi_bias(cfg.n_head, T, S, q_offset=start, symmetric=mask == "bidirectional", device=device)
+        elif cfg.positional == "rope":
+            rope = rope_cos_sin(torch.arange(start, S, device=device), cfg.d_head, cfg.rope_theta)
+        return cls(ctx, start, allowed, bias, rope, kv_cache, memory,
+                   None if memory_mask is None else padding_allowed(memory_mask), token_type_ids)
+
+    def hook(self, name: str, x: torch.Tensor) -> torch.Tensor:
+        return x if self.ctx is None else self.ctx(name, x)
 
 
 class Attention(nn.Module):
-    """Multi-head attention with W_Q, W_K, W_V, W_O (Section 3.2.2); n_kv_head < n_head gives GQA / MQA."""
+    """Multi-head attention with W_Q, W_K, W_V, W_O (Section 3.2.2); n_kv_head < n_head gives GQA / MQA.
 
-    def __init__(self, cfg: ModelConfig, cross: bool = False):
+    ``name`` is its hook prefix (``blocks.0.attn``); ``layer`` its slot in the KV cache."""
+
+    def __init__(self, cfg: ModelConfig, name: str, layer: int, cross: bool = False):
         super().__init__()
-        self.cfg, self.cross = cfg, cross
+        self.cfg, self.name, self.layer, self.cross = cfg, name, layer, cross
         inner, kv_inner = cfg.n_head * cfg.d_head, cfg.n_kv_head * cfg.d_head
         self.W_q = nn.Linear(cfg.d_model, inner, bias=cfg.qkv_bias)
         self.W_k = nn.Linear(cfg.d_model, kv_inner, bias=cfg.qkv_bias)
         self.W_v = nn.Linear(cfg.d_model, kv_inner, bias=cfg.qkv_bias)
         self.W_o = nn.Linear(inner, cfg.d_model, bias=cfg.bias)
 
-    def forward(
-        self,
-        x: torch.Tensor,
-        prefix: str,
-        ctx: RunContext | None,
-        pos: Positions,
-        *,
-        memory: torch.Tensor | None = None,
-        memory_mask: torch.Tensor | None = None,
-        attention_mask: torch.Tensor | None = None,
-        kv_cache: KVCache | None = None,
-        layer: int = 0,
-        mask_kind: str | None = None,
-    ) -> torch.Tensor:
-        cfg = self.cfg
-        B, T, _ = x.shape
-        src = x if memory is None else memory
-        S_new = src.shape[1]
+    def forward(self, x: torch.Tensor, p: Pass) -> torch.Tensor:
+        cfg, name, (B, T, _) = self.cfg, self.name, x.shape
+        src = p.memory if self.cross else x
         q = self.W_q(x).view(B, T, cfg.n_head, cfg.d_head).transpose(1, 2)  # (B, nh, T, dh)
-        k = self.W_k(src).view(B, S_new, cfg.n_kv_head, cfg.d_head).transpose(1, 2)  # (B, nkv, S, dh)
-        v = self.W_v(src).view(B, S_new, cfg.n_kv_head, cfg.d_head).transpose(1, 2)  # (B, nkv, S, dh)
-        if not self.cross and pos.cos is not None:
-            q, k = apply_rope(q, pos.cos, pos.sin), apply_rope(k, pos.cos, pos.sin)
-        if kv_cache is not None and not self.cross:
-            k, v = kv_cache.update(layer, k, v)  # (B, nkv, start + T, dh)
-        q = _hook(ctx, f"{prefix}.q", q)
-        k = _hook(ctx, f"{prefix}.k", k)
-        v = _hook(ctx, f"{prefix}.v", v)
-        S = k.shape[2]
-
+        k = self.W_k(src).view(B, -1, cfg.n_kv_head, cfg.d_head).transpose(1, 2)  # (B, nkv, S, dh)
+        v = self.W_v(src).view(B, -1, cfg.n_kv_head, cfg.d_head).transpose(1, 2)  # (B, nkv, S, dh)
         if self.cross:
-            allowed = None if memory_mask is None else padding_allowed(memory_mask)
-            bias = None
+            allowed, bias = p.memory_allowed, None
         else:
-            if T == 1 and pos.start == S - 1 and (mask_kind or cfg.mask) == "causal":
-                allowed = None  # a decoding step: the newest token may see every key, so there is nothing to mask
-            else:
-                allowed = build_mask(mask_kind or cfg.mask, T, S, window=cfg.window, prefix_len=cfg.prefix_len,
-                                     q_offset=pos.start, device=x.device)  # (T, S)
-            if attention_mask is not None:
-                padding = padding_allowed(attention_mask)  # (B, 1, 1, S)
-                allowed = padding if allowed is None else allowed & padding  # (B, 1, T, S)
-            bias = None
-            if cfg.positional == "alibi":
-                bias = alibi_bias(cfg.n_head, T, S, q_offset=pos.start, symmetric=(mask_kind or cfg.mask) ==
-                                  "bidirectional", device=x.device).to(q.dtype)
+            if p.rope is not None:
+                q, k = apply_rope(q, *p.rope), apply_rope(k, *p.rope)
+            if p.kv_cache is not None:
+                k, v = p.kv_cache.update(self.layer, k, v)  # (B, nkv, start + T, dh)
+            allowed, bias = p.allowed, p.bias
+        q, k, v = p.hook(f"{name}.q", q), p.hook(f"{name}.k", k), p.hook(f"{name}.v", v)
         # Each step starts from the hooked result of the one before: a replaced score matrix is masked and
         # softmaxed like the model's own, a replaced pattern weighs the values.
-        scores = _hook(ctx, f"{prefix}.scores", attention_scores(q, k, bias=bias))  # (B, nh, T, S)
-        pattern = _hook(ctx, f"{prefix}.pattern", masked_softmax(scores, allowed)[1])
-        z = _hook(ctx, f"{prefix}.z", weighted_values(pattern, v))  # (B, nh, T, dh)
-        out = self.W_o(z.transpose(1, 2).reshape(B, T, cfg.n_head * cfg.d_head))  # (B, T, d_model)
-        return _hook(ctx, f"{prefix}.out", out)
+        scores = p.hook(f"{name}.scores", attention_scores(q, k, bias=bias))  # (B, nh, T, S)
+        pattern = p.hook(f"{name}.pattern", masked_softmax(scores, allowed)[1])  # (B, nh, T, S)
+        z = p.hook(f"{name}.z", weighted_values(pattern, v))  # (B, nh, T, dh)
+        return p.hook(f"{name}.out", self.W_o(z.transpose(1, 2).reshape(B, T, -1)))  # (B, T, d_model)
 
 
 class MLP(nn.Module):
     """The position-wise feed-forward network (Section 3.3): act(x W1 + b1) W2 + b2, or SwiGLU (Shazeer 2020)."""
 
-    def __init__(self, cfg: ModelConfig):
+    def __init__(self, cfg: ModelConfig, name: str):
         super().__init__()
-        self.cfg = cfg
+        self.cfg, self.name = cfg, name
         if cfg.activation == "swiglu":
             self.W_gate = nn.Linear(cfg.d_model, cfg.d_ff, bias=cfg.bias)
         self.W_in = nn.Linear(cfg.d_model, cfg.d_ff, bias=cfg.bias)
         self.W_out = nn.Linear(cfg.d_ff, cfg.d_model, bias=cfg.bias)
 
-    def forward(self, x: torch.Tensor, prefix: str, ctx: RunContext | None) -> torch.Tensor:
-        act = self.cfg.activation
+    def forward(self, x: torch.Tensor, p: Pass) -> torch.Tensor:
+        act, name = self.cfg.activation, self.name
         if act == "swiglu":
-            pre = _hook(ctx, f"{prefix}.pre", self.W_gate(x))  # (B, T, d_ff)
+            pre = p.hook(f"{name}.pre", self.W_gate(x))  # (B, T, d_ff)
             post = F.silu(pre) * self.W_in(x)
         else:
-            pre = _hook(ctx, f"{prefix}.pre", self.W_in(x))  # (B, T, d_ff)
+            pre = p.hook(f"{name}.pre", self.W_in(x))  # (B, T, d_ff)
             if act == "relu":
                 post = F.relu(pre)
             else:
                 post = F.gelu(pre, approximate="tanh" if act == "gelu_tanh" else "none")
-        post = _hook(ctx, f"{prefix}.post", post)
-        return _hook(ctx, f"{prefix}.out", self.W_out(post))
+        return p.hook(f"{name}.out", self.W_out(p.hook(f"{name}.post", post)))  # (B, T, d_model)
 
 
 class Block(nn.Module):
@@ -242,16 +243,15 @@ class Block(nn.Module):
     post-norm (the course / BERT): x = Norm(x + Sublayer(x)); pre-norm (GPT-2, LLaMA): x = x + Sublayer(Norm(x)).
     """
 
-    def __init__(self, cfg: ModelConfig, cross: bool = False):
+    def __init__(self, cfg: ModelConfig, name: str, layer: int, cross: bool = False):
         super().__init__()
-        self.cfg = cfg
+        self.cfg, self.name = cfg, name
         self.ln_attn = make_norm(cfg)
-        self.attn = Attention(cfg)
-        if cross:
-            self.ln_cross = make_norm(cfg)
-            self.cross_attn = Attention(cfg, cross=True)
+        self.attn = Attention(cfg, f"{name}.attn", layer)
+        self.ln_cross = make_norm(cfg) if cross else None
+        self.cross_attn = Attention(cfg, f"{name}.cross_attn", layer, cross=True) if cross else None
         self.ln_mlp = make_norm(cfg)
-        self.mlp = MLP(cfg)
+        self.mlp = MLP(cfg, f"{name}.mlp")
         self.drop = nn.Dropout(cfg.dropout)
 
     def _sublayer(self, x: torch.Tensor, norm: nn.Module, fn: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
@@ -259,27 +259,21 @@ class Block(nn.Module):
             return x + self.drop(fn(norm(x)))
         return norm(x + self.drop(fn(x)))
 
-    def forward(self, x, prefix, ctx, pos, *, memory=None, memory_mask=None, attention_mask=None,
-                kv_cache=None, layer=0, mask_kind=None):
-        x = _hook(ctx, f"{prefix}.resid_pre", x)
-        x = self._sublayer(x, self.ln_attn, lambda h: self.attn(
-            h, f"{prefix}.attn", ctx, pos, attention_mask=attention_mask, kv_cache=kv_cache, layer=layer,
-            mask_kind=mask_kind))
-        x = _hook(ctx, f"{prefix}.resid_mid", x)
-        if memory is not None:
-            x = self._sublayer(x, self.ln_cross, lambda h: self.cross_attn(
-                h, f"{prefix}.cross_attn", ctx, pos, memory=memory, memory_mask=memory_mask))
-            x = _hook(ctx, f"{prefix}.resid_cross", x)
-        x = self._sublayer(x, self.ln_mlp, lambda h: self.mlp(h, f"{prefix}.mlp", ctx))
-        return _hook(ctx, f"{prefix}.resid_post", x)
+    def forward(self, x: torch.Tensor, p: Pass) -> torch.Tensor:
+        name = self.name
+        x = p.hook(f"{name}.resid_pre", x)  # (B, T, d_model)
+        x = p.hook(f"{name}.resid_mid", self._sublayer(x, self.ln_attn, lambda h: self.attn(h, p)))
+        if self.cross_attn is not None:
+            x = p.hook(f"{name}.resid_cross", self._sublayer(x, self.ln_cross, lambda h: self.cross_attn(h, p)))
+        return p.hook(f"{name}.resid_post", self._sublayer(x, self.ln_mlp, lambda h: self.mlp(h, p)))
 
 
 class Embedding(nn.Module):
     """Token (+ segment) embeddings plus the absolute positional encoding, if the config adds one."""
 
-    def __init__(self, cfg: ModelConfig):
+    def __init__(self, cfg: ModelConfig, name: str):
         super().__init__()
-        self.cfg = cfg
+        self.cfg, self.name = cfg, name
         self.tok = nn.Embedding(cfg.vocab_size, cfg.d_model)
         if cfg.positional == "learned":
             self.pos = nn.Embedding(cfg.max_seq_len, cfg.d_model)
@@ -290,62 +284,45 @@ class Embedding(nn.Module):
         self.norm = make_norm(cfg) if cfg.embed_norm else None
         self.drop = nn.Dropout(cfg.dropout)
 
-    def forward(self, tokens, prefix, ctx, start, token_type_ids=None):
-        cfg = self.cfg
-        T = tokens.shape[1]
+    def forward(self, tokens: torch.Tensor, p: Pass) -> torch.Tensor:
+        cfg, name, T = self.cfg, self.name, tokens.shape[1]
         x = self.tok(tokens)  # (B, T, d)
         if cfg.embed_scale:
             x = x * math.sqrt(cfg.d_model)
-        x = _hook(ctx, f"{prefix}.tok", x)
-        positions = torch.arange(start, start + T, device=tokens.device)
+        x = p.hook(f"{name}.tok", x)
+        positions = torch.arange(p.start, p.start + T, device=tokens.device)
         if cfg.positional == "learned":
             pe = self.pos(positions)  # (T, d)
         elif cfg.positional == "sinusoidal":
             pe = self.pos_table[positions]
         else:
             pe = torch.zeros(T, cfg.d_model, device=tokens.device, dtype=x.dtype)
-        x = x + _hook(ctx, f"{prefix}.pos", pe)
+        x = x + p.hook(f"{name}.pos", pe)
         if cfg.type_vocab_size:
-            if token_type_ids is None:
-                token_type_ids = torch.zeros_like(tokens)
-            x = x + _hook(ctx, f"{prefix}.type", self.segment(token_type_ids))
+            types = torch.zeros_like(tokens) if p.token_type_ids is None else p.token_type_ids
+            x = x + p.hook(f"{name}.type", self.segment(types))
         if self.norm is not None:
             x = self.norm(x)
-        return _hook(ctx, f"{prefix}.out", self.drop(x))
+        return p.hook(f"{name}.out", self.drop(x))
 
 
 class Stack(nn.Module):
-    """Embeddings, blocks and (pre-norm) final norm: the body shared by encoders and decoders."""
+    """Embeddings, blocks and (pre-norm) final norm: the body shared by encoders and decoders. ``prefix`` starts
+    its hook names ("encoder." for the encoder of an encoder-decoder)."""
 
-    def __init__(self, cfg: ModelConfig, cross: bool = False):
+    def __init__(self, cfg: ModelConfig, prefix: str = "", cross: bool = False):
         super().__init__()
         self.cfg = cfg
-        self.embed = Embedding(cfg)
-        self.blocks = nn.ModuleList(Block(cfg, cross=cross) for _ in range(cfg.n_layer))
+        self.embed = Embedding(cfg, f"{prefix}embed")
+        self.blocks = nn.ModuleList(Block(cfg, f"{prefix}blocks.{i}", i, cross) for i in range(cfg.n_layer))
         # Post-norm stacks already end on a norm; pre-norm ones need one more (GPT-2's ln_f, LLaMA's norm).
         self.ln_final = make_norm(cfg) if cfg.norm_position == "pre" else None
 
-    def forward(self, tokens, prefix, ctx, *, memory=None, memory_mask=None, attention_mask=None,
-                token_type_ids=None, kv_cache=None, mask_kind=None):
-        cfg = self.cfg
-        start = 0 if kv_cache is None else kv_cache.length
-        T = tokens.shape[1]
-        if start + T > cfg.max_seq_len:
-            raise ValueError(
-                f"The sequence ({start + T} tokens) is longer than this model's context (max_seq_len = "
-                f"{cfg.max_seq_len}); shorten the text."
-            )
-        x = self.embed(tokens, f"{prefix}embed", ctx, start, token_type_ids)
-        pos = Positions(start=start)
-        if cfg.positional == "rope":
-            positions = torch.arange(start, start + T, device=tokens.device)
-            pos.cos, pos.sin = rope_cos_sin(positions, cfg.d_head, cfg.rope_theta)
-        for i, block in enumerate(self.blocks):
-            x = block(x, f"{prefix}blocks.{i}", ctx, pos, memory=memory, memory_mask=memory_mask,
-                      attention_mask=attention_mask, kv_cache=kv_cache, layer=i, mask_kind=mask_kind)
-        if self.ln_final is not None:
-            x = self.ln_final(x)
-        return x
+    def forward(self, tokens: torch.Tensor, p: Pass) -> torch.Tensor:
+        x = self.embed(tokens, p)  # (B, T, d_model)
+        for block in self.blocks:
+            x = block(x, p)
+        return x if self.ln_final is None else self.ln_final(x)
 
 
 class Transformer(nn.Module):
@@ -361,7 +338,7 @@ class Transformer(nn.Module):
         self.cfg = cfg
         if cfg.arch == "encoder-decoder":
             # The encoder sees the whole source; only the decoder's self-attention is causal.
-            self.encoder = Stack(cfg)
+            self.encoder = Stack(cfg, "encoder.")
         self.stack = Stack(cfg, cross=cfg.arch == "encoder-decoder")
         if cfg.arch == "encoder-decoder":
             self.encoder.embed.tok = self.stack.embed.tok  # one table for source and target, as in the paper
@@ -410,8 +387,8 @@ class Transformer(nn.Module):
 
     def encode(self, src: torch.Tensor, ctx: RunContext | None = None, src_mask: torch.Tensor | None = None):
         """The encoder's output for an encoder-decoder (B, S, d_model)."""
-        out = self.encoder(src, "encoder.", ctx, attention_mask=src_mask, mask_kind="bidirectional")
-        return _hook(ctx, "encoder.final", out)
+        p = Pass.build(self.cfg, src, ctx, mask="bidirectional", attention_mask=src_mask)
+        return p.hook("encoder.final", self.encoder(src, p))
 
     def forward(
         self,
@@ -429,17 +406,14 @@ class Transformer(nn.Module):
         """Logits (B, T, vocab); with ``head=False`` the final hidden states (B, T, d_model) instead, skipping the
         LM head (an encoder used for its embeddings, like all-MiniLM-L6-v2, has no use for vocabulary scores)."""
         tokens = _as_batch(tokens)
-        if self.cfg.arch == "encoder-decoder":
-            if memory is None:
-                if src is None:
-                    raise ValueError("An encoder-decoder needs source tokens (src) for its encoder.")
-                memory = self.encode(_as_batch(src).to(tokens.device), ctx, src_mask)
-        x = self.stack(tokens, "", ctx, memory=memory, memory_mask=src_mask, attention_mask=attention_mask,
-                       token_type_ids=token_type_ids, kv_cache=kv_cache)
-        x = _hook(ctx, "final", x)
-        if not head:
-            return x
-        return _hook(ctx, "logits", self.lm_head(x))  # (B, T, vocab)
+        if self.cfg.arch == "encoder-decoder" and memory is None:
+            if src is None:
+                raise ValueError("An encoder-decoder needs source tokens (src) for its encoder.")
+            memory = self.encode(_as_batch(src).to(tokens.device), ctx, src_mask)
+        p = Pass.build(self.cfg, tokens, ctx, mask=self.cfg.mask, kv_cache=kv_cache, attention_mask=attention_mask,
+                       memory=memory, memory_mask=src_mask, token_type_ids=token_type_ids)
+        x = p.hook("final", self.stack(tokens, p))  # (B, T, d_model)
+        return p.hook("logits", self.lm_head(x)) if head else x  # (B, T, vocab)
 
     @torch.no_grad()
     def run_with_cache(
@@ -454,13 +428,11 @@ class Transformer(nn.Module):
     @torch.no_grad()
     def run_with_hooks(self, tokens: torch.Tensor, hooks: dict[str, HookFn], **kwargs) -> torch.Tensor:
         """Logits with hook functions applied: ``fn(tensor, name)`` may return a replacement (e.g. zero a head)."""
-        unknown = [n for n in hooks if not is_hook_name(n, self.cfg)]
+        known = set(hook_names(self.cfg))
+        unknown = [n for n in hooks if n not in known]
         if unknown:
             raise ValueError(f"Unknown hook name(s): {', '.join(unknown)}. See explorer.model.HOOK_NAMES.")
         return self(tokens, RunContext(hooks=dict(hooks)), **kwargs)
-
-    def hook_names(self) -> list[str]:
-        return hook_names(self.cfg)
 
 
 def decode_layout_(model: torch.nn.Module) -> torch.nn.Module:
@@ -519,7 +491,3 @@ def hook_names(cfg: ModelConfig) -> list[str]:
     if cfg.arch == "encoder-decoder":
         names += stack_names("encoder.", cross=False) + ["encoder.final"]
     return names + stack_names("", cross=cfg.arch == "encoder-decoder") + ["final", "logits"]
-
-
-def is_hook_name(name: str, cfg: ModelConfig) -> bool:
-    return name in set(hook_names(cfg))

@@ -86,7 +86,8 @@ class RopeDecayFacts:
 
 
 def rope_decay_facts(curve, theta: float, d_head: int) -> RopeDecayFacts:
-    """Facts of a ``positional_lab.RopeDistance`` curve: does the score fall with distance, and until where.
+    """Facts of an ``explorer.labs.positional.RopeDistance`` curve: does the score fall with distance, and until
+    where.
 
     With q = k = 1 the score is the mean of cos(m·θ_i) over the d/2 pairs, whose log-frequencies are evenly spaced
     over [−ln θ, 0]. For many pairs that mean tends to (Ci(m) − Ci(m/θ)) / ln θ (Ci the cosine integral), which

@@ -71,6 +71,18 @@ _GPT2_WHY = (f"The GPT-2 paper's figure matches a count made with GPT-1's {_GPT1
              "renamed the checkpoint to the exact size.")
 _GPT3_SRC = "Brown et al. 2020, Table 2.1"
 _GPT3_WHY = "Rounded in the paper; the count assumes GPT-2's layout (tied head, 2048 learned positions)."
+_GPT3_TOKENS = 300e9  # every GPT-3 size saw 300B tokens (Brown et al. 2020, Table 2.2)
+
+
+def _gpt2_model(key: str, n_layer: int, d: int, n_head: int, published: float, label: str) -> RealModel:
+    return RealModel(key, "GPT", _gpt2(n_layer, d, n_head), published, label, "Radford et al. 2019, Table 2",
+                     _GPT2_WHY, hf_class="GPT2LMHeadModel")
+
+
+def _gpt3_model(size: str, n_layer: int, d: int, n_head: int, published: float, label: str, why: str = _GPT3_WHY
+                ) -> RealModel:
+    return RealModel(f"GPT-3 {size}", "GPT-3", _gpt2(n_layer, d, n_head, 2048), published, label, _GPT3_SRC, why,
+                     hf_class="GPT2LMHeadModel", train_tokens=_GPT3_TOKENS)
 _LLAMA_WHY = ("The name rounds the size; the paper's Table 2 gives {0}. The untied output layer (V x d) is "
               "counted: LLaMA does not share it with the embedding.")
 _LLAMA_65B = _llama(80, 8192, 64, 22016)
@@ -140,33 +152,21 @@ REAL_MODELS: dict[str, RealModel] = {m.key: m for m in (
               117e6, "117M", "Radford et al. 2018; size from the GPT-2 paper, Table 2",
               "Rounded. GPT-1 is post-norm (no final LayerNorm) with 512 learned positions.",
               hf_class="OpenAIGPTLMHeadModel", train_tokens=None),
-    RealModel("GPT-2 small", "GPT", _gpt2(12, 768, 12), 117e6, "117M", "Radford et al. 2019, Table 2", _GPT2_WHY,
-              hf_class="GPT2LMHeadModel"),
-    RealModel("GPT-2 medium", "GPT", _gpt2(24, 1024, 16), 345e6, "345M", "Radford et al. 2019, Table 2", _GPT2_WHY,
-              hf_class="GPT2LMHeadModel"),
-    RealModel("GPT-2 large", "GPT", _gpt2(36, 1280, 20), 762e6, "762M", "Radford et al. 2019, Table 2", _GPT2_WHY,
-              hf_class="GPT2LMHeadModel"),
-    RealModel("GPT-2 XL", "GPT", _gpt2(48, 1600, 25), 1542e6, "1542M", "Radford et al. 2019, Table 2", _GPT2_WHY,
-              hf_class="GPT2LMHeadModel"),
-    RealModel("GPT-3 Small", "GPT-3", _gpt2(12, 768, 12, 2048), 125e6, "125M", _GPT3_SRC, _GPT3_WHY,
-              hf_class="GPT2LMHeadModel", train_tokens=300e9),
-    RealModel("GPT-3 Medium", "GPT-3", _gpt2(24, 1024, 16, 2048), 350e6, "350M", _GPT3_SRC, _GPT3_WHY,
-              hf_class="GPT2LMHeadModel", train_tokens=300e9),
-    RealModel("GPT-3 Large", "GPT-3", _gpt2(24, 1536, 16, 2048), 760e6, "760M", _GPT3_SRC, _GPT3_WHY,
-              hf_class="GPT2LMHeadModel", train_tokens=300e9),
-    RealModel("GPT-3 XL", "GPT-3", _gpt2(24, 2048, 16, 2048), 1.3e9, "1.3B", _GPT3_SRC,
-              "Table 2.1 lists 24 heads of 128 (= 3072, not d_model = 2048), and 2048 cannot be split into 24 "
-              "whole heads. The count depends only on n_head x d_head = d_model, so 16 heads of 128 are used.",
-              hf_class="GPT2LMHeadModel", train_tokens=300e9),
-    RealModel("GPT-3 2.7B", "GPT-3", _gpt2(32, 2560, 32, 2048), 2.7e9, "2.7B", _GPT3_SRC, _GPT3_WHY,
-              hf_class="GPT2LMHeadModel", train_tokens=300e9),
-    RealModel("GPT-3 6.7B", "GPT-3", _gpt2(32, 4096, 32, 2048), 6.7e9, "6.7B", _GPT3_SRC, _GPT3_WHY,
-              hf_class="GPT2LMHeadModel", train_tokens=300e9),
-    RealModel("GPT-3 13B", "GPT-3", _gpt2(40, 5120, 40, 2048), 13.0e9, "13.0B", _GPT3_SRC,
-              "Table 2.1 prints d_model = 5140 with 40 heads of 128 (= 5120); 5140 is taken as a typo for 5120.",
-              hf_class="GPT2LMHeadModel", train_tokens=300e9),
-    RealModel("GPT-3 175B", "GPT-3", _gpt2(96, 12288, 96, 2048), 175e9, "175B", _GPT3_SRC, _GPT3_WHY,
-              hf_class="GPT2LMHeadModel", train_tokens=300e9),
+    _gpt2_model("GPT-2 small", 12, 768, 12, 117e6, "117M"),
+    _gpt2_model("GPT-2 medium", 24, 1024, 16, 345e6, "345M"),
+    _gpt2_model("GPT-2 large", 36, 1280, 20, 762e6, "762M"),
+    _gpt2_model("GPT-2 XL", 48, 1600, 25, 1542e6, "1542M"),
+    _gpt3_model("Small", 12, 768, 12, 125e6, "125M"),
+    _gpt3_model("Medium", 24, 1024, 16, 350e6, "350M"),
+    _gpt3_model("Large", 24, 1536, 16, 760e6, "760M"),
+    _gpt3_model("XL", 24, 2048, 16, 1.3e9, "1.3B",
+                "Table 2.1 lists 24 heads of 128 (= 3072, not d_model = 2048), and 2048 cannot be split into 24 "
+                "whole heads. The count depends only on n_head x d_head = d_model, so 16 heads of 128 are used."),
+    _gpt3_model("2.7B", 32, 2560, 32, 2.7e9, "2.7B"),
+    _gpt3_model("6.7B", 32, 4096, 32, 6.7e9, "6.7B"),
+    _gpt3_model("13B", 40, 5120, 40, 13.0e9, "13.0B",
+                "Table 2.1 prints d_model = 5140 with 40 heads of 128 (= 5120); 5140 is taken as a typo for 5120."),
+    _gpt3_model("175B", 96, 12288, 96, 175e9, "175B"),
     RealModel("BERT-base", "BERT", _bert(12, 768, 12, 3072), 110e6, "110M", "Devlin et al. 2019, Section 3",
               "Rounded. Counted as the released checkpoint (BertModel): embeddings, 12 layers and the pooler; the "
               "pre-training heads (MLM, NSP) are extra.", pooler=True, hf_class="AutoModel", train_tokens=3.3e9),

@@ -52,9 +52,6 @@ class ParamBreakdown:
             raise ValueError(f"group must be one of {', '.join(GROUPS)} (got {group!r}).")
         return sum(p.total for p in self.parts if p.group == group)
 
-    def by_group(self) -> dict[str, int]:
-        return {g: self.group_total(g) for g in GROUPS}
-
     def part(self, name: str, stack: str | None = None) -> int:
         """Total parameters of every part called ``name`` (in one stack when given); 0 when the config has none."""
         return sum(p.total for p in self.parts if p.name == name and (stack is None or p.stack == stack))
@@ -226,6 +223,10 @@ def weight_bytes(n_params: float, dtype: str = "bf16") -> float:
     return _check_params(n_params) * _check_dtype(dtype)
 
 
+ENCODER_KEEPS_NO_KV_CACHE = ("An encoder (BERT) reads the whole text in one pass and does not generate token by "
+                             "token, so it keeps no KV cache.")
+
+
 def kv_cache_bytes(cfg: ModelConfig, batch: int, seq_len: int, dtype: str = "bf16") -> float:
     """Bytes of the KV cache when generating: 2 (K and V) · layers · n_kv_head · d_head · tokens · batch · bytes.
 
@@ -233,8 +234,7 @@ def kv_cache_bytes(cfg: ModelConfig, batch: int, seq_len: int, dtype: str = "bf1
     cross-attention keys and values of the source (taken here as ``seq_len`` tokens long).
     """
     if cfg.arch == "encoder":
-        raise ValueError("An encoder (BERT) reads the whole text in one pass and does not generate token by "
-                         "token, so it keeps no KV cache.")
+        raise ValueError(ENCODER_KEEPS_NO_KV_CACHE)
     whole_number("batch", batch, 1)
     whole_number("sequence length", seq_len, 1)
     kept = min(seq_len, cfg.window) if cfg.mask == "sliding_window" and cfg.window else seq_len
@@ -368,12 +368,20 @@ def human_gpu_memory(nbytes: float) -> str:
     return f"{nbytes / GiB:g} GiB ({nbytes / GB:.3g} GB)"
 
 
+def check_training_tokens(n_tokens) -> float:
+    return positive_number("The number of training tokens", n_tokens)
+
+
+def check_utilisation(utilisation) -> float:
+    """The fraction of peak FLOP/s a run uses: above 0, at most 1."""
+    if isinstance(utilisation, bool) or not isinstance(utilisation, (int, float)) or not 0 < utilisation <= 1:
+        raise ValueError(f"Utilisation must be above 0 and at most 1, e.g. 0.4 for 40% (got {utilisation!r}).")
+    return utilisation
+
+
 def training_flops(n_params: float, n_tokens: float) -> float:
     """C ≈ 6·N·D: 2·N multiply-adds per token forward, twice that backward (Kaplan et al. 2020, 2.1)."""
-    _check_params(n_params)
-    if isinstance(n_tokens, bool) or not isinstance(n_tokens, (int, float)) or not n_tokens > 0:
-        raise ValueError(f"The number of training tokens must be a positive number (got {n_tokens!r}).")
-    return 6.0 * n_params * n_tokens
+    return 6.0 * _check_params(n_params) * check_training_tokens(n_tokens)
 
 
 def inference_flops_per_token(n_params: float) -> float:
@@ -389,12 +397,9 @@ def chinchilla_tokens(n_params: float) -> float:
 def training_seconds(flops: float, n_gpus: int, tflops_per_gpu: float, utilisation: float) -> float:
     """Wall-clock time: FLOPs / (GPUs · peak FLOP/s · model FLOPs utilisation)."""
     whole_number("number of GPUs", n_gpus, 1)
-    if isinstance(tflops_per_gpu, bool) or not isinstance(tflops_per_gpu, (int, float)) or tflops_per_gpu <= 0:
-        raise ValueError(f"TFLOP/s per GPU must be a positive number (got {tflops_per_gpu!r}).")
-    if not isinstance(utilisation, (int, float)) or not 0 < utilisation <= 1:
-        raise ValueError(f"Utilisation must be above 0 and at most 1, e.g. 0.4 for 40% (got {utilisation!r}).")
-    if not flops > 0:
-        raise ValueError(f"FLOPs must be a positive number (got {flops!r}).")
+    positive_number("TFLOP/s per GPU", tflops_per_gpu)
+    check_utilisation(utilisation)
+    positive_number("FLOPs", flops)
     return flops / (n_gpus * tflops_per_gpu * 1e12 * utilisation)
 
 

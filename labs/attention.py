@@ -1,39 +1,13 @@
 """Attention lab: a sentence through one multi-head attention layer, step by step and head by head."""
-import dataclasses
-
 import pandas as pd
 import streamlit as st
 
-from explorer.labs.attention import (
-    D_MODEL_MAX, MASK_CHOICES, MASK_LABELS, N_HEAD_MAX, PAD_MAX, SEED_MAX, AttentionSettings, attention_kind,
-    attention_params, divisors, layer_sharpness, resolve, run_attention, sqrt_dk_study,
-)
-from explorer.models.toy_tokens import MAX_LAB_TOKENS, Tokens
-from explorer.ui.common import chart, page_header
-from explorer.safe_text import escape_markdown
+from explorer.ui.attention import outcome, params, sidebar_settings, study
+from explorer.ui.common import chart, page_header, show_outcome
 from explorer.ui.sentence import sentence_input
 from explorer.viz.attention import (
     MAX_SHOWN_COLS, head_grid, matrix_figure, params_figure, shared_bound, sqrt_dk_figure, vectors_grid,
 )
-
-
-# One result is 0.05 MB (the defaults) to 1.7 MB (32 tokens, d_model 512, 16 heads) pickled. The byte limit is the
-# bound (issue 17: unique sentences grew the server); 32 MB still holds 128 results of a class at the defaults.
-@st.cache_data(max_entries=128, max_size="32MB", ttl=3600, show_spinner=False)
-def compute(tokens: Tokens, settings: AttentionSettings):
-    return run_attention(tokens, settings)
-
-
-@st.cache_data(max_entries=64, show_spinner=False)
-def study(tokens: Tokens, settings: AttentionSettings):
-    # n_head and scaling do not enter the study: normalise them so those sliders reuse the cached result
-    return sqrt_dk_study(tokens, dataclasses.replace(settings, n_head=1, n_kv_head=None, scale=True))
-
-
-@st.cache_data(max_entries=64, show_spinner=False)
-def params(d_model: int, n_head: int, n_kv_head: int):
-    return attention_params(d_model, n_head, n_kv_head)
-
 
 page_header(
     "Attention lab",
@@ -47,40 +21,11 @@ page_header(
 # ---- controls -------------------------------------------------------------------------------------------------
 tokens = sentence_input()
 
-with st.sidebar:
-    st.subheader("Attention layer")
-    d_model = st.number_input("d_model (width of each token vector)", 1, D_MODEL_MAX, 64, step=8, key="d_model")
-    n_head = st.slider("n_head (number of heads)", 1, N_HEAD_MAX, 4, key="n_head")
-    kv_options = divisors(n_head)
-    n_kv_head = st.selectbox(
-        "n_kv_head (key/value heads)", kv_options, key=f"n_kv_head_{n_head}",
-        format_func=lambda n: f"{n} · {attention_kind(n_head, n)}",
-        help="n_kv_head = n_head is multi-head attention (MHA); fewer key/value heads shared by groups of query "
-             "heads is grouped-query attention (GQA); a single one is multi-query attention (MQA).",
-    )
-    mask = st.selectbox("Mask", MASK_CHOICES, index=1, format_func=MASK_LABELS.get, key="mask")
-    pad_len, window, prefix_len = 2, 3, 2
-    if mask == "padding":
-        pad_len = st.slider("Padding tokens appended", 1, PAD_MAX // 2, 2, key="pad_len")
-    elif mask == "sliding_window":
-        window = st.slider("Window width w", 1, MAX_LAB_TOKENS, 3, key="window")
-    elif mask == "prefix":
-        prefix_len = st.slider("Prefix length p", 0, MAX_LAB_TOKENS, 2, key="prefix_len")
-    scale = st.toggle("Divide by √d_k", True, key="scale")
-    seed = st.number_input("Random seed (weights and embeddings)", 0, SEED_MAX, 0, key="seed")
-
-requested = AttentionSettings(d_model=int(d_model), n_head=n_head, n_kv_head=n_kv_head, mask=mask,
-                              pad_len=pad_len, window=window, prefix_len=prefix_len, scale=scale, seed=int(seed))
-resolved = resolve(requested)
-if resolved.error:
-    st.error(escape_markdown(resolved.error))
-    if resolved.fallback:
-        st.warning(escape_markdown(resolved.fallback))
-settings = resolved.settings
-result = compute(tokens, settings)
+shown = outcome(tokens, sidebar_settings())
+show_outcome(shown)
+settings, result = shown.settings, shown.result
 labels = result.tokens
-n_head, d_head = result.n_head, result.d_head
-kind = attention_kind(n_head, result.n_kv_head)
+n_head, d_head, kind = result.n_head, result.d_head, result.kind
 st.info(f"**{kind}**: d_model = {settings.d_model}, {n_head} heads of d_k = d_v = {d_head} "
         f"(d_model / n_head), {result.n_kv_head} key/value head(s); X = token embedding + sinusoidal position.")
 
@@ -188,7 +133,7 @@ st.markdown(
 st.latex(r"q_i, k_i \text{ independent, mean } 0, \text{ variance } 1:\quad "
          r"\operatorname{Var}(q \cdot k) = d_k \;\Rightarrow\; "
          r"\operatorname{Var}\!\left(\frac{q \cdot k}{\sqrt{d_k}}\right) = 1")
-chart(sqrt_dk_figure(study(tokens, settings), layer_sharpness(result)), "sqrt_dk")
+chart(sqrt_dk_figure(study(tokens, settings), result.sharpness), "sqrt_dk")
 
 # ---- parameters ----------------------------------------------------------------------------------------------------
 st.header("Parameters and KV cache: MHA vs GQA vs MQA")

@@ -2,19 +2,15 @@
 import streamlit as st
 
 from explorer import limits
-from explorer.generation import FINISH_REASONS, generate, prepare_prompt, replay_speed
+from explorer.labs import generation as lab
 from explorer.models.quantization import smollm2_weights
-from explorer.sampling import MAX_NEW_TOKENS, SamplingSettings
 from explorer.ui.common import chart, page_header, report_invalid
-from explorer.ui.generation import (MODEL_CHOICES, MODEL_LABELS, REAL_MODEL, generation_queue, get_generator_model,
-                                       lab_state, text_markdown, wait_for_turn)
+from explorer.ui.generation import (MODEL_LABELS, decoding_controls, generation_queue, get_generator_model, lab_state,
+                                    text_markdown, wait_for_turn)
 from explorer.safe_text import escape_markdown
 from explorer.ui.token_chips import token_chips
 from explorer.viz.generation import (attention_over_context, candidate_bars, entropy_line, quoted, speed_chart,
                                      timeline)
-
-REPLAY_MAX = 48  # tokens timed by the KV-cache comparison: enough to see the trend, quick enough for a class
-DEFAULT_PROMPT = "What is the capital of France?"
 
 
 page_header(
@@ -34,37 +30,22 @@ was_interrupted = state.interrupted()
 # ---- the prompt -----------------------------------------------------------------------------------------------
 left, right = st.columns([3, 2], gap="large")
 with left:
-    model_name = st.selectbox("Model", MODEL_CHOICES, format_func=MODEL_LABELS.get, key="gen_model")
+    model_name = st.selectbox("Model", lab.MODEL_CHOICES, format_func=MODEL_LABELS.get, key="gen_model")
     pm = get_generator_model(model_name)
     st.caption(f"{pm.title}. Context window: {pm.config.max_seq_len} tokens.")
-    if model_name == REAL_MODEL:
+    if model_name == lab.REAL_MODEL:
         st.caption(smollm2_weights().note)
     chat = st.radio("Prompt format", ["Chat", "Plain completion"], horizontal=True, key="gen_format",
                     help="Chat wraps your text in the model's chat template, the format it was fine-tuned on, and "
                          "lets it answer. Plain completion just continues your text.") == "Chat"
-    if chat and not pm.supports_chat:
-        st.warning(f"{model_name} has no chat template (it was never fine-tuned to chat): using plain completion.")
-        chat = False
-    prompt = st.text_area("Prompt", DEFAULT_PROMPT, key="gen_prompt", max_chars=limits.GENERATION_PROMPT_MAX_CHARS,
+    fallback_slot = st.empty()  # filled once the lab has read the settings
+    prompt = st.text_area("Prompt", lab.DEFAULT_PROMPT, key="gen_prompt", max_chars=limits.GENERATION_PROMPT_MAX_CHARS,
                           height=90, help="Try plain completion of the course's example, 今天天气, too.")
     st.caption(limits.prompt_limits_note())
 
 # ---- the settings ---------------------------------------------------------------------------------------------
 with right:
-    greedy = st.radio("Decoding", ["Sampling", "Greedy"], horizontal=True, key="gen_decoding",
-                      help="Greedy always takes the most likely token; sampling draws one at random "
-                           "from the probabilities.") == "Greedy"
-    temperature = st.slider("Temperature T", 0.05, 2.0, 0.7, 0.05, key="gen_temperature", disabled=greedy)
-    c1, c2 = st.columns(2)
-    top_k = c1.slider("top-k (0 = off)", 0, 200, 50, key="gen_top_k", disabled=greedy)
-    top_p = c2.slider("top-p", 0.05, 1.0, 0.9, 0.05, key="gen_top_p", disabled=greedy)
-    min_p = c1.slider("min-p", 0.0, 0.5, 0.0, 0.01, key="gen_min_p", disabled=greedy)
-    repetition = c2.slider("Repetition penalty", 0.5, 2.0, 1.0, 0.05, key="gen_repetition")
-    max_new = c1.slider("Max new tokens", 1, MAX_NEW_TOKENS, 32, key="gen_max_new")
-    seed = c2.number_input("Seed", 0, 2**31 - 1, 0, key="gen_seed", disabled=greedy,
-                           help="The same seed and settings give the same text.")
-    use_cache = st.toggle("KV cache", True, key="gen_cache",
-                          help="Keep every layer's keys and values so each step only runs the newest token.")
+    requested = decoding_controls(model_name, prompt, chat)
 
 with st.expander("What the settings do, as formulas"):
     st.markdown("Applied in this order to the scores z (the logits), as in Hugging Face's `generate`:")
@@ -78,28 +59,18 @@ with st.expander("What the settings do, as formulas"):
                 "(greedy, which only uses the repetition penalty). The entropy H = −Σ p log₂ p measures how unsure "
                 "the model is: 2^H is the number of equally likely tokens it amounts to.")
 
-try:
-    settings = SamplingSettings(greedy=greedy, temperature=temperature, top_k=top_k, top_p=top_p, min_p=min_p,
-                                repetition_penalty=repetition, max_new_tokens=min(max_new, MAX_NEW_TOKENS),
-                                seed=int(seed))
-except ValueError as err:
-    report_invalid(err)
-    st.warning("Using the default settings instead.")
-    settings = SamplingSettings()
-
-prompt_ok = True
-try:
-    prepared = prepare_prompt(pm.tokenizer, prompt, pm.config.max_seq_len, chat=chat)
-    cap = limits.GENERATION_MAX_PROMPT_TOKENS
-    with left.expander(f"What the model reads: {len(prepared)} tokens (at most {cap})"):
-        st.markdown(token_chips(prepared.labels))
-    if not use_cache and (too_long := limits.no_cache_too_long(len(prepared), settings.max_new_tokens)):
-        raise ValueError(too_long)
-except ValueError as err:
-    prompt_ok = False
-    with left:
-        report_invalid(err)
-started_with = (model_name, prompt, chat, settings, use_cache)
+outcome = lab.run(pm, requested)
+if outcome.fallback:
+    fallback_slot.warning(outcome.fallback)
+with left:
+    if outcome.result is not None:
+        with st.expander(f"What the model reads: {len(outcome.result)} tokens "
+                         f"(at most {limits.GENERATION_MAX_PROMPT_TOKENS})"):
+            st.markdown(token_chips(outcome.result.labels))
+    if outcome.error:
+        report_invalid(outcome.error)
+prompt_ok = outcome.ok
+started_with = outcome.settings
 
 # ---- the buttons ----------------------------------------------------------------------------------------------
 b1, b2, b3, b4 = st.columns(4)
@@ -113,14 +84,13 @@ if b4.button("Reset", key="gen_reset", width="stretch"):
 
 
 def new_run():
-    return generate(pm.model, pm.tokenizer, prepared, settings, use_cache=use_cache, attention=True,
-                    stop_ids=pm.eos_token_ids)
+    return lab.start_run(pm, outcome)
 
 
 def mode_caption(run) -> str:
     if run.prompt.chat:
         return "Chat mode: the model answers your message."
-    return "Plain completion of: " + escape_markdown((state.started_with[1] if state.started_with else prompt)[:200])
+    return "Plain completion of: " + escape_markdown(run.prompt.text[:200])
 
 
 # The text so far lives in the session's run and is drawn here, above everything slow, on every script run: a stop
@@ -145,8 +115,8 @@ if run_all and prompt_ok:
         for step in run:
             if step.delta:
                 text_slot.markdown(text_markdown(run.text))
-            tps = (step.index + 1) / max(sum(s.seconds for s in run.steps), 1e-9)
-            status.caption(f"token {step.index + 1} of at most {settings.max_new_tokens} · {tps:.1f} tokens/s")
+            tps = lab.summarize(run.steps).tokens_per_second
+            status.caption(f"token {step.index + 1} of at most {run.settings.max_new_tokens} · {tps:.1f} tokens/s")
         state.end_stream(run)
 elif one_more and prompt_ok:
     run, changed = state.run_to_step(started_with, new_run)
@@ -164,13 +134,13 @@ if run is None or not run.steps:
 # text, the counts and the charts below describe the same tokens.
 run.settle(timeout=5.0)
 steps = list(run.steps)
-text = "".join(s.delta for s in steps)
+summary = lab.summarize(steps)
 heading.caption(mode_caption(run))
-text_slot.markdown(text_markdown(text))
+text_slot.markdown(text_markdown(summary.text))
 with status.container():
-    if steps[-1].finish is not None:
-        st.caption(f"Finished after {len(steps)} tokens: {FINISH_REASONS[steps[-1].finish]}.")
-        if text.endswith("\ufffd"):
+    if summary.finish is not None:
+        st.caption(f"Finished after {len(steps)} tokens: {summary.finish}.")
+        if summary.cut_character:
             st.caption("The final � is a character cut in half: its first bytes were generated, the rest never was.")
     elif state.stopped or was_interrupted:
         st.warning(f"Stopped after {len(steps)} tokens. **Next token** carries on from here.")
@@ -180,12 +150,11 @@ with status.container():
         st.caption("This run was made with other settings than the ones shown above.")
 
 m1, m2, m3, m4 = st.columns(4)
-m1.metric("Tokens generated", len(steps))
-decode = steps[1:] or steps
-m2.metric("Tokens per second", f"{len(decode) / max(sum(s.seconds for s in decode), 1e-9):.1f}",
+m1.metric("Tokens generated", summary.n_tokens)
+m2.metric("Tokens per second", f"{summary.tokens_per_second:.1f}",
           help="Measured on this run, after the first token (which also reads the whole prompt).")
-m3.metric("First token (ms)", f"{steps[0].seconds * 1000:.0f}", help="Reading the prompt and picking token 1.")
-m4.metric("Mean entropy (bits)", f"{sum(s.model_entropy for s in steps) / len(steps):.2f}",
+m3.metric("First token (ms)", f"{summary.first_token_ms:.0f}", help="Reading the prompt and picking token 1.")
+m4.metric("Mean entropy (bits)", f"{summary.mean_entropy_bits:.2f}",
           help="Of the model's own distribution, averaged over the steps.")
 st.caption(f"Decoding: {run.settings.describe()}; KV cache {'on' if run.use_cache else 'off'}.")
 
@@ -226,23 +195,20 @@ with tab_speed:
     st.latex(r"\text{tokens through the model for } n \text{ new tokens after a prompt of } n_0:\quad "
              r"\underbrace{\textstyle\sum_{t=0}^{n-1}(n_0+t)}_{\text{no cache}}\quad\text{vs}\quad "
              r"\underbrace{n_0 + (n-1)}_{\text{KV cache}}")
-    # Without the cache the replay re-reads the text at every step: it keeps within one run's budget.
-    n_replay = min(len(steps), REPLAY_MAX, limits.max_new_without_cache(len(run.prompt)))
+    n_replay = lab.replay_length(run)
     if len(steps) < 2:
         st.info("Generate at least 2 tokens to compare speeds.")
     elif st.button(f"Time this run with the KV cache on and off (first {n_replay} tokens)", key="gen_measure"):
-        ids = run.token_ids[:n_replay]
         with st.spinner("Replaying the run twice…"):
             with generation_queue().join() as ticket:
                 wait_for_turn(ticket, notice)
-                state.speed = [replay_speed(run.model, run.prompt.ids, ids, use_cache=c) for c in (True, False)]
+                state.speed = lab.compare_cache(run, n_replay)
     if state.speed:
-        on, off = state.speed
         s1, s2, s3 = st.columns(3)
-        s1.metric("KV cache on (tokens/s)", f"{on.tokens_per_second:.1f}")
-        s2.metric("KV cache off (tokens/s)", f"{off.tokens_per_second:.1f}")
-        s3.metric("Speed-up from the cache", f"{on.tokens_per_second / off.tokens_per_second:.1f}×")
+        s1.metric("KV cache on (tokens/s)", f"{state.speed.on.tokens_per_second:.1f}")
+        s2.metric("KV cache off (tokens/s)", f"{state.speed.off.tokens_per_second:.1f}")
+        s3.metric("Speed-up from the cache", f"{state.speed.speedup:.1f}×")
         chart(speed_chart(state.speed, run.generated_labels()), key="gen_speed")
         st.caption("Both replays feed the exact tokens of your run (teacher forcing), so they do the same work. "
                    "The cost of the cache is memory: 2 × layers × kv-heads × d_head numbers per token "
-                   f"({2 * run.model.cfg.n_layer * run.model.cfg.n_kv_head * run.model.cfg.d_head} for this model).")
+                   f"({run.model.cfg.kv_values_per_token} for this model).")

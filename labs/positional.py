@@ -1,37 +1,20 @@
 """Positional-encoding lab: sinusoidal, learned, RoPE, ALiBi, and why attention needs positions at all."""
+import dataclasses
+
 import streamlit as st
 
-from explorer.positional_facts import (GPT2_POSITION_INIT_STD, GPT2_TOKEN_INIT_STD, alibi_rule,
-                                       rope_decay_facts)
+from explorer.config import POSITIONALS
 from explorer.labs.positional import (
-    ENCODING_LABELS, ENCODINGS, LAB_N_HEAD, ROPE_THETAS, alibi, attention_patterns, cosine_similarity,
-    encoding_model, learned_table, permutation_experiment, position_labels, rope_rotation, rope_score_by_distance,
-    sinusoidal_table,
+    ENCODING_LABELS, LAB_D_MODEL, LAB_N_HEAD, ROPE_THETAS, SEED_MAX, PositionalResult, PositionalSettings,
 )
-from explorer.models.toy_tokens import Tokens
-from explorer.ui.common import chart, page_header
+from explorer.positional_facts import GPT2_POSITION_INIT_STD, GPT2_TOKEN_INIT_STD
+from explorer.ui.common import chart, page_header, show_outcome
+from explorer.ui.positional import outcome, patterns_for
 from explorer.ui.sentence import sentence_input
 from explorer.viz.positional import (
     alibi_figure, encodings_figure, permutation_figure, rope_distance_figure, rope_rotation_figure,
     similarity_figure, slopes_figure, table_figure, waves_figure,
 )
-
-
-@st.cache_resource(max_entries=24, show_spinner=False)
-def model_for(positional: str, seed: int, theta: float):
-    # Shared between sessions: run_with_cache keeps its state per call (RunContext), never on the model.
-    return encoding_model(positional, seed, theta)
-
-
-@st.cache_data(max_entries=128, show_spinner=False)
-def patterns_for(positional: str, seed: int, theta: float, tokens: Tokens):
-    return attention_patterns(model_for(positional, seed, theta), tokens, seed)
-
-
-@st.cache_data(max_entries=64, show_spinner=False)
-def permutation_for(positional: str, seed: int, theta: float, tokens: Tokens, shuffle_seed: int):
-    return permutation_experiment(model_for(positional, seed, theta), tokens, shuffle_seed, seed)
-
 
 page_header(
     "Positional encoding lab",
@@ -47,7 +30,7 @@ labels = list(tokens.tokens)
 
 with st.sidebar:
     st.subheader("Positional encodings")
-    seed = int(st.number_input("Random seed (weights and embeddings)", 0, 10_000, 0, key="seed"))
+    seed = int(st.number_input("Random seed (weights and embeddings)", 0, SEED_MAX, 0, key="seed"))
     theta = st.select_slider("RoPE base θ", ROPE_THETAS, value=10_000.0, key="theta",
                              format_func=lambda t: f"{t:,.0f}")
 
@@ -56,16 +39,26 @@ EXTRAPOLATION = ("The formula is defined for every position, but a model trained
                  "extrapolate to longer ones (Press et al. 2022, Figure 1): the vectors of positions it never saw in "
                  "training are inputs it never learned to read.")
 
-encoding = st.radio("Encoding to explore", ENCODINGS, format_func=ENCODING_LABELS.get, horizontal=True,
+encoding = st.radio("Encoding to explore", POSITIONALS, format_func=ENCODING_LABELS.get, horizontal=True,
                     key="encoding")
+requested = PositionalSettings(encoding=encoding, seed=seed, theta=theta)
+
+
+def section(**controls) -> tuple[PositionalSettings, PositionalResult]:
+    """The settings drawn and the explored encoding's section, for the sidebar's controls and this section's;
+    the error and the fallback first when the controls could not be used."""
+    shown = outcome(tokens, dataclasses.replace(requested, **controls))
+    show_outcome(shown)
+    return shown.settings, shown.result
+
 
 if encoding in ("sinusoidal", "learned"):
     c1, c2 = st.columns(2)
     # 64 x 256 cells is as much as a heatmap shows legibly (and sends quickly to 40 browsers)
     n_pos = c1.slider("Positions", 2, 64, 32, key="n_pos")
     d_model = c2.select_slider("d_model", [8, 16, 32, 64, 128, 256], 64, key="pe_d_model")
-    pos = position_labels(n_pos, labels)
-    sin_table = sinusoidal_table(n_pos, d_model)
+    used, tables = section(n_pos=n_pos, d_model=d_model)
+    sin, pos = tables.sinusoidal, tables.sinusoidal.positions
     st.latex(r"PE_{(pos,2i)} = \sin\!\left(\frac{pos}{10000^{2i/d_{model}}}\right),\quad "
              r"PE_{(pos,2i+1)} = \cos\!\left(\frac{pos}{10000^{2i/d_{model}}}\right)")
 
@@ -75,17 +68,19 @@ if encoding == "sinusoidal":
                 "10000·2π: the first dimensions change at every step, the last ones hardly at all. Each position "
                 "gets a unique pattern, and PE(p+k) is a rotation of PE(p), so relative offsets are easy to read. "
                 + EXTRAPOLATION)
-    chart(table_figure(sin_table, pos, title=f"PE table: {n_pos} positions × {d_model} dimensions"), "sin_table")
-    dims = st.multiselect("Dimensions to draw as waves", list(range(d_model)),
-                          [d for d in (0, 1, 6, 7, d_model // 2, d_model - 2) if d < d_model], key="dims")
+    chart(table_figure(sin.table, pos, title=f"PE table: {used.n_pos} positions × {used.d_model} dimensions"),
+          "sin_table")
+    width = used.d_model
+    dims = st.multiselect("Dimensions to draw as waves", list(range(width)),
+                          [d for d in (0, 1, 6, 7, width // 2, width - 2) if d < width], key="dims")
     if dims:
-        chart(waves_figure(sin_table, dims, pos), "waves")
+        chart(waves_figure(sin.table, dims, pos), "waves")
     else:
         st.info("Pick at least one dimension to draw.")
     st.markdown("**Similarity of positions.** Near positions look alike, and the similarity depends only on the "
                 "distance p − p′ (every diagonal is constant):")
     st.latex(r"PE(p)\cdot PE(p') = \sum_i \cos\!\big((p-p')\,\omega_i\big),\quad \omega_i = 10000^{-2i/d_{model}}")
-    chart(similarity_figure(cosine_similarity(sin_table), pos, title="cos(PE(p), PE(p'))"), "sin_sim")
+    chart(similarity_figure(sin.similarity, pos, title="cos(PE(p), PE(p'))"), "sin_sim")
 
 elif encoding == "learned":
     st.header("Learned (GPT, BERT) vs sinusoidal")
@@ -97,15 +92,14 @@ elif encoding == "learned":
                 "trained position; the sinusoidal one does, yet " + EXTRAPOLATION[0].lower() + EXTRAPOLATION[1:])
     st.latex(r"x_{pos} = \mathrm{Embedding}(\text{token}) + P_{pos},\quad P \in \mathbb{R}^{L_{max}\times d_{model}}"
              r"\text{ (learned)}")
-    learned = learned_table(n_pos, d_model, seed)
+    learned = tables.learned
     left, right = st.columns(2)
     with left:
-        chart(table_figure(learned, pos, title="Learned table (random init)"), "learned_table")
-        chart(similarity_figure(cosine_similarity(learned), pos, title="cos similarity: learned"), "learned_sim")
+        chart(table_figure(learned.table, pos, title="Learned table (random init)"), "learned_table")
+        chart(similarity_figure(learned.similarity, pos, title="cos similarity: learned"), "learned_sim")
     with right:
-        chart(table_figure(sin_table, pos, title="Sinusoidal table"), "sin_table")
-        chart(similarity_figure(cosine_similarity(sin_table), pos, title="cos similarity: sinusoidal"),
-              "sin_sim")
+        chart(table_figure(sin.table, pos, title="Sinusoidal table"), "sin_table")
+        chart(similarity_figure(sin.similarity, pos, title="cos similarity: sinusoidal"), "sin_sim")
 
 elif encoding == "rope":
     st.header("RoPE: rotary position embedding (LLaMA, Qwen, Mistral)")
@@ -119,22 +113,19 @@ elif encoding == "rope":
     c1, c2 = st.columns(2)
     d_head = c1.select_slider("d_head", [8, 16, 32, 64, 128], 64, key="rope_d_head")
     pair = c2.slider("Pair i", 0, d_head // 2 - 1, 0, key=f"rope_pair_{d_head}")
-    n_rot = max(len(tokens), 8)
+    used, result = section(d_head=d_head, pair=pair)
+    rope = result.rope
     left, right = st.columns(2)
     with left:
-        chart(rope_rotation_figure(rope_rotation(n_rot, d_head, pair, theta), position_labels(n_rot, labels)),
-              "rope_rot")
-        st.caption(f"θ = {theta:,.0f}: the pair turns by θ^(−2i/d) radians per position. Low pairs spin fast "
+        chart(rope_rotation_figure(rope.rotation, rope.positions), "rope_rot")
+        st.caption(f"θ = {used.theta:,.0f}: the pair turns by θ^(−2i/d) radians per position. Low pairs spin fast "
                    "(fine position), high pairs slowly (long range).")
     with right:
-        curves = {f"θ = {theta:,.0f}": rope_score_by_distance(d_head, theta, 128, seed)}
-        if theta != 10_000.0:
-            curves["θ = 10,000"] = rope_score_by_distance(d_head, 10_000.0, 128, seed)
-        chart(rope_distance_figure(curves), "rope_dist")
-        first = next(iter(curves.values()))
+        chart(rope_distance_figure({f"θ = {c.theta:,.0f}": c for c in rope.curves}), "rope_dist")
+        first = rope.curves[0]
         st.caption(f"Shifting both positions by {first.offset} changes q·k by at most "
                    f"{first.max_offset_change:.1e}: only the distance m − n matters. With q = k = 1 the score is the "
-                   "mean of cos((m − n)·θ_i) over the pairs. " + rope_decay_facts(first, theta, d_head).text)
+                   "mean of cos((m − n)·θ_i) over the pairs. " + rope.decay.text)
 
 elif encoding == "alibi":
     st.header("ALiBi: attention with linear biases (BLOOM, MPT)")
@@ -142,9 +133,9 @@ elif encoding == "alibi":
                 "from its scores. Heads with a large slope look only nearby; small slopes see far.")
     st.latex(r"\mathrm{softmax}\!\left(\frac{q_i K^\top}{\sqrt{d_k}} - m_h\,(i - j)\right),\qquad "
              r"m_h = 2^{-8h/n}\ \ (h = 1 \dots n,\ n \text{ a power of two})")
-    n_head_alibi = st.slider("Heads", 1, 16, 8, key="alibi_heads")
-    st.caption(alibi_rule(n_head_alibi).text)
-    ab = alibi(n_head_alibi, len(tokens))
+    used, result = section(alibi_heads=st.slider("Heads", 1, 16, 8, key="alibi_heads"))
+    ab = result.alibi
+    st.caption(ab.rule.text)
     chart(alibi_figure(ab, labels), "alibi")
     chart(slopes_figure(ab), "slopes")
 
@@ -163,28 +154,30 @@ else:
     st.latex(r"\mathrm{Attention}(PX) = P\,\mathrm{Attention}(X)\quad\text{for any permutation matrix } P")
     if len(tokens) < 2:
         st.warning("Shuffling needs at least two tokens: type a longer sentence.")
+        used, _ = section()
     else:
         c1, c2, c3 = st.columns(3)
-        shuffle_seed = int(c1.number_input("Shuffle (seed)", 0, 10_000, 1, key="shuffle_seed"))
-        perm_encoding = c2.selectbox("Now switch on", ENCODINGS, index=ENCODINGS.index("none"),
+        shuffle_seed = int(c1.number_input("Shuffle (seed)", 0, SEED_MAX, 1, key="shuffle_seed"))
+        perm_encoding = c2.selectbox("Now switch on", POSITIONALS, index=POSITIONALS.index("none"),
                                      format_func=ENCODING_LABELS.get, key="perm_encoding")
         head = c3.slider("Head", 1, LAB_N_HEAD, 1, key="perm_head") - 1
-        res = permutation_for(perm_encoding, seed, theta, tokens, shuffle_seed)
+        used, result = section(shuffle_seed=shuffle_seed, perm_encoding=perm_encoding)
+        res = result.permutation
         st.markdown("**Shuffled:** " + " ".join(f"`{t}`" for t in res.shuffled_labels))
         chart(permutation_figure(res, head), "perm")
         if res.max_abs_diff < 1e-4:
             st.success(f"Same pattern, permuted: the largest difference is {res.max_abs_diff:.1e} (rounding). "
                        "The layer cannot tell the orders apart.")
         else:
-            st.warning(f"With {ENCODING_LABELS[perm_encoding]} the patterns differ by up to "
+            st.warning(f"With {ENCODING_LABELS[used.perm_encoding]} the patterns differ by up to "
                        f"{res.max_abs_diff:.2f}: the layer now knows where each token is.")
 
 # ---- effect on attention --------------------------------------------------------------------------------------
 st.header("Effect on attention: the same sentence under each encoding")
-st.markdown(f"One bidirectional attention layer (d_model = 64, {LAB_N_HEAD} heads) with the *same* random "
-            "weights and token embeddings; only the positional encoding changes. Sinusoidal and learned add a "
+st.markdown(f"One bidirectional attention layer (d_model = {LAB_D_MODEL}, {LAB_N_HEAD} heads) with the *same* "
+            "random weights and token embeddings; only the positional encoding changes. Sinusoidal and learned add a "
             "vector to X; RoPE rotates q and k; ALiBi biases the scores towards near tokens; with none, equal "
             "tokens get identical rows.")
 head_all = st.slider("Head", 1, LAB_N_HEAD, 1, key="effect_head") - 1
-patterns = {ENCODING_LABELS[e]: patterns_for(e, seed, theta, tokens) for e in ENCODINGS}
+patterns = {ENCODING_LABELS[e]: patterns_for(e, used.seed, used.theta, tokens) for e in POSITIONALS}
 chart(encodings_figure(patterns, labels, head_all), "effect")

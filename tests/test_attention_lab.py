@@ -14,13 +14,15 @@ from streamlit.testing.v1 import AppTest
 
 from tests.conftest import ROOT
 
+from explorer.config import MASKS
 from explorer.labs.attention import (
-    AttentionSettings, attention_params, build_layer, layer_sharpness, lab_inputs, resolve, run_attention,
+    CORE_MASKS, MASK_CHOICES, AttentionSettings, attention_params, build_layer, lab_inputs, run, run_attention,
     sqrt_dk_study,
 )
 from explorer.model import KVCache, Transformer
+from explorer.models.pretrained import minilm_folder
 from explorer.models.toy_tokens import (
-    DEFAULT_SENTENCE, MAX_LAB_TOKENS, tokenize, tokenize_for_lab, tokenizer_path, toy_vocab_size,
+    DEFAULT_SENTENCE, MAX_LAB_TOKENS, tokenize, tokenize_for_lab, toy_vocab_size,
 )
 
 SENTENCE = "The cat sat on the mat because it was tired"
@@ -31,7 +33,7 @@ SENTENCE = "The cat sat on the mat because it was tired"
 @pytest.fixture(scope="module")
 def hf_tokenizer():
     from transformers import AutoTokenizer
-    return AutoTokenizer.from_pretrained(str(tokenizer_path().parent))
+    return AutoTokenizer.from_pretrained(str(minilm_folder()))
 
 
 @pytest.mark.parametrize("text", [SENTENCE, "unbelievably tokenization!", "我爱北京天安门", "Hello 世界"])
@@ -151,6 +153,10 @@ def test_masks_hide_what_they_should():
     assert np.isneginf(run_attention(tokens, AttentionSettings(mask="causal")).M).sum() == T * (T - 1) // 2
 
 
+def test_every_lab_mask_is_built_from_a_core_mask():
+    assert set(CORE_MASKS) == set(MASK_CHOICES) and set(CORE_MASKS.values()) <= set(MASKS)
+
+
 def test_scaling_switch_divides_by_sqrt_dk():
     tokens = tokenize(SENTENCE)
     on = run_attention(tokens, AttentionSettings(d_model=64, n_head=4, scale=True))
@@ -161,15 +167,24 @@ def test_scaling_switch_divides_by_sqrt_dk():
 
 def test_invalid_settings_explain_and_fall_back():
     with pytest.raises(ValueError, match="divisible by n_head"):
-        AttentionSettings(d_model=30, n_head=4).config()
+        AttentionSettings(d_model=30, n_head=4).validate()
     with pytest.raises(ValueError, match="n_head must be a whole number from 1 to 16"):
-        AttentionSettings(n_head=20).config()
-    resolved = resolve(AttentionSettings(d_model=30, n_head=4))
-    assert "divisible" in resolved.error and resolved.settings.d_model == 32
-    assert "d_model = 32" in resolved.fallback
-    resolved = resolve(AttentionSettings(d_model=64, n_head=8, n_kv_head=3))
-    assert resolved.settings.n_kv_head == 2 and resolved.settings.config()
-    assert resolve(AttentionSettings()).error is None
+        AttentionSettings(n_head=20).validate()
+    with pytest.raises(ValueError, match="mask must be one of none, causal"):
+        AttentionSettings(mask="diagonal").validate()
+    tokens = tokenize(SENTENCE)
+    outcome = run(tokens, AttentionSettings(d_model=30, n_head=4))
+    assert "divisible" in outcome.error and outcome.settings.d_model == 32
+    assert outcome.fallback == "Showing d_model = 32 instead."
+    assert outcome.result.output.shape == (len(tokens), 32)
+    outcome = run(tokens, AttentionSettings(d_model=64, n_head=8, n_kv_head=3))
+    assert outcome.settings.n_kv_head == 2 and outcome.result.n_kv_head == 2 and outcome.result.kind == "GQA"
+    outcome = run(tokens, AttentionSettings(n_head=20, mask="diagonal", seed=-1))
+    assert outcome.settings == AttentionSettings(n_head=16, mask="causal", seed=0)
+    assert outcome.fallback == "Showing n_head = 16, mask = causal, seed = 0 instead."
+    fine = run(tokens, AttentionSettings())
+    assert fine.ok and fine.fallback is None and fine.settings == AttentionSettings()
+    np.testing.assert_array_equal(fine.result.weights, run_attention(tokens, AttentionSettings()).weights)
 
 
 def test_sqrt_dk_study_shows_unscaled_softmax_saturating():
@@ -182,7 +197,7 @@ def test_sqrt_dk_study_shows_unscaled_softmax_saturating():
     # the unscaled scores' spread grows like sqrt(d_k): 512 / 8 = 64, sqrt = 8
     ratio = study.score_std_unscaled[-1] / study.score_std_unscaled[study.d_k.index(8)]
     assert 4 < ratio < 16
-    sharp = layer_sharpness(run_attention(tokens, AttentionSettings(d_model=256, n_head=1, mask="none")))
+    sharp = run_attention(tokens, AttentionSettings(d_model=256, n_head=1, mask="none")).sharpness
     assert sharp.d_k == 256 and sharp.max_weight_unscaled > sharp.max_weight_scaled
 
 

@@ -8,7 +8,8 @@ rendered labels in Chromium at 1366 and 1920 px.
 import numpy as np
 import pytest
 
-from explorer.viz.attention import head_grid, matrix_figure, panel_grid, shared_bound, vectors_grid
+from explorer.viz.attention import head_grid, matrix_figure, shared_bound, vectors_grid
+from explorer.viz.grid import panel_grid
 from explorer.viz.heatmap import MASKED_COLOUR, MASKED_TEXT, heatmap, unique_labels
 from explorer.viz.label_room import COLORBAR_PX, FULL_WIDTH_PX, LINE_PX, STEP_WIDTH_PX, text_px, widest_px
 from explorer.viz.positional import permutation_figure, similarity_figure, table_figure

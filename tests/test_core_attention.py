@@ -83,3 +83,11 @@ def test_scale_and_fully_masked_rows():
     allowed[0, :, 2, :] = False  # a query that may see nothing
     res = attention(q, k, v, allowed)
     assert torch.isfinite(res.z).all() and (res.pattern[0, :, 2] == 0).all()
+
+
+def test_a_wrong_mask_kind_or_window_is_named_in_the_message():
+    with pytest.raises(ValueError, match=r"mask must be one of causal, bidirectional, sliding_window, prefix "
+                                         r"\(got 'diagonal'\)"):
+        build_mask("diagonal", 3)
+    with pytest.raises(ValueError, match=r"window must be a whole number of at least 1 \(got 0\)"):
+        build_mask("sliding_window", 3, window=0)

@@ -6,7 +6,7 @@ import torch
 import torch.nn as nn
 
 from explorer.config import PRESETS, ModelConfig
-from explorer.model import HOOK_NAMES, KVCache, Positions, Transformer, hook_names
+from explorer.model import HOOK_NAMES, KVCache, Pass, Transformer, hook_names
 
 
 def _copy_attention(ours, mha: nn.MultiheadAttention) -> None:
@@ -46,9 +46,9 @@ def test_attention_layer_equals_multihead_attention(mask):
     ref, ref_w = mha(x, x, x, attn_mask=causal, average_attn_weights=False)
     from explorer.model import RunContext
     ctx = RunContext(keep=lambda n: True)
-    out = block.attn(x, "a", ctx, Positions(start=0))
+    out = block.attn(x, Pass.build(cfg, x[..., 0], ctx, mask=cfg.mask))
     torch.testing.assert_close(out, ref, atol=1e-5, rtol=1e-5)
-    torch.testing.assert_close(ctx.cache["a.pattern"], ref_w, atol=1e-6, rtol=1e-5)
+    torch.testing.assert_close(ctx.cache["blocks.0.attn.pattern"], ref_w, atol=1e-6, rtol=1e-5)
 
 
 @pytest.mark.parametrize("norm_first,activation", [(False, "relu"), (True, "gelu")])
@@ -65,7 +65,7 @@ def test_encoder_block_equals_transformer_encoder_layer(norm_first, activation):
     _copy_norm(block.ln_mlp, ref.norm2)
     x = torch.randn(2, 7, 32)
     with torch.no_grad():
-        ours = block(x, "b", None, Positions(start=0))
+        ours = block(x, Pass.build(cfg, x[..., 0], None, mask=cfg.mask))
         torch.testing.assert_close(ours, ref(x), atol=1e-5, rtol=1e-5)
 
 
@@ -82,7 +82,7 @@ def test_decoder_block_with_cross_attention_equals_transformer_decoder_layer():
         _copy_norm(ours, theirs)
     tgt, memory = torch.randn(2, 6, 32), torch.randn(2, 9, 32)
     with torch.no_grad():
-        ours = block(tgt, "b", None, Positions(start=0), memory=memory)
+        ours = block(tgt, Pass.build(cfg, tgt[..., 0], None, mask=cfg.mask, memory=memory))
         expected = ref(tgt, memory, tgt_mask=nn.Transformer.generate_square_subsequent_mask(6), tgt_is_causal=True)
     torch.testing.assert_close(ours, expected, atol=1e-5, rtol=1e-5)
 
@@ -212,6 +212,20 @@ def test_hook_names_are_pinned():
         if parts[0] == "blocks":
             generic = ".".join(["blocks", "{i}"] + parts[2:])
         assert generic in documented or name == "encoder.final", name
+
+
+@pytest.mark.parametrize("preset", ["tiny-gpt", "tiny-llama", "original-transformer"])
+def test_each_stack_builds_its_mask_once_per_forward(preset, monkeypatch):
+    """The mask (and ALiBi / RoPE tables) belong to the call, not to a layer: one per stack, whatever the depth."""
+    import explorer.model as model_module
+
+    calls = []
+    real = model_module.build_mask
+    monkeypatch.setattr(model_module, "build_mask", lambda kind, *a, **kw: calls.append(kind) or real(kind, *a, **kw))
+    cfg = PRESETS[preset].replace(n_layer=3, vocab_size=50, max_seq_len=32)
+    kw = {"src": torch.arange(4)} if cfg.arch == "encoder-decoder" else {}
+    Transformer(cfg)(torch.arange(5), **kw)
+    assert calls == (["bidirectional"] if cfg.arch == "encoder-decoder" else []) + [cfg.mask]
 
 
 def test_cache_subset_and_sequence_limit():

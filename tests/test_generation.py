@@ -11,11 +11,12 @@ import torch
 from transformers import (LogitsProcessorList, MinPLogitsWarper, RepetitionPenaltyLogitsProcessor,
                           TemperatureLogitsWarper, TopKLogitsWarper, TopPLogitsWarper)
 
-from explorer.generation import decode_layout_, generate, prepare_prompt, replay_speed
+from explorer.generation import generate, prepare_prompt, replay_speed
+from explorer.model import decode_layout_
 from explorer.sampling import (SamplingSettings, apply_min_p, apply_repetition_penalty, apply_temperature,
                                apply_top_k, apply_top_p, entropy_bits)
 from explorer.models.tiny import ByteTokenizer, load_tiny
-from explorer.models.token_labels import piece_labels, sequence_labels, token_bytes
+from explorer.models.token_labels import sequence_labels
 from tests.greedy import COUNTING_ANSWER, COUNTING_PROMPT, assert_no_near_tie, assert_same_greedy, margins
 from tests.hf_reference import hf_causal_lm, hf_greedy
 from tests.numerics import assert_rows_close, logit_drift, pattern_scale, probs_close, reordered, widest_sum
@@ -221,7 +222,7 @@ def test_attention_rows_match_transformers(smol, hf):
         scale = torch.stack([pattern_scale(cache[f"blocks.{i}.attn.scores"], cache[f"blocks.{i}.attn.pattern"])
                              [0, :, q] for i in range(n_layer)])  # (n_layer, nh, 1)
         # A step may keep its rows in float16 (rounding 2^-11 of values <= 1), on top of the drift.
-        assert_rows_close(step.attention, expected, reordered(n_layer, k), f"attention of step {step.index}",
+        assert_rows_close(torch.from_numpy(step.attention), expected, reordered(n_layer, k), f"attention of step {step.index}",
                           scale=scale, extra=2.0 ** -11)
         assert len(g.context_labels(step)) == step.position
 
@@ -417,15 +418,15 @@ def test_byte_tokenizer_round_trips_utf8():
 def test_token_bytes_and_labels_of_a_chinese_prompt(smol):
     text = "今天天气很好 ok"
     ids = smol.tokenizer.encode(text, add_special_tokens=False)
-    assert b"".join(token_bytes(smol.tokenizer, ids)) == text.encode("utf-8")
+    assert b"".join(smol.tokenizer.token_bytes(ids)) == text.encode("utf-8")
     labels = sequence_labels(smol.tokenizer, ids)
     # Every character's pieces are named after it and numbered: reading the first pieces back gives the text.
     firsts = [lab.split(" ")[0] for lab in labels if " " not in lab or lab.endswith(" 1/" + lab[-1])]
     assert "".join(firsts[:6]) == "今天天气很好"
     assert labels[:2] == ["今 1/2", "今 2/2"] and labels[-1] == " ok"
-    assert piece_labels(smol.tokenizer, ids[:1]) == ["‹" + " ".join(f"{b:02X}" for b in "今".encode()[:2]) + "›"]
+    assert smol.tokenizer.token_labels(ids[:1]) == ["‹" + " ".join(f"{b:02X}" for b in "今".encode()[:2]) + "›"]
     tok = ByteTokenizer()
-    assert sequence_labels(tok, tok.encode("天a\x08")) == ["天 1/3", "天 2/3", "天 3/3", "a", "<0x08>"]
+    assert sequence_labels(tok, tok.encode("天a\x08")) == ["天 1/3", "天 2/3", "天 3/3", "a", "‹08›"]
 
 
 def test_decode_layout_keeps_every_result():

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 
+import numpy as np
 import pytest
 import torch
 
@@ -161,9 +162,9 @@ def test_steps_keep_float16_rows_and_give_float32(tiny):
     g = generate(tiny.model, tiny.tokenizer, "hello world", SamplingSettings(greedy=True, max_new_tokens=3),
                  attention=True)
     for step in g:
-        assert step.attention_rows.dtype == torch.float16
+        assert step.attention_rows.dtype == np.float16
         assert step.attention.shape == (tiny.config.n_layer, tiny.config.n_head, step.position)
-        assert step.attention.dtype == torch.float32
+        assert step.attention.dtype == np.float32
 
 
 # ---------------------------------------------------------------------------------------------------------------

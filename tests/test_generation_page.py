@@ -139,3 +139,24 @@ def test_reset_clears_the_run(at):
     at.button(key="gen_reset").click().run()
     assert at.session_state["generation_lab"].run is None
     assert any("Press **Generate**" in m.value for m in at.markdown)
+
+
+def test_the_kv_cache_caption_counts_this_models_values_per_token(at):
+    tiny(at, "tiny-llama")  # grouped-query attention: fewer key/value heads than query heads
+    at.slider(key="gen_max_new").set_value(4).run()
+    at.button(key="gen_go").click().run()
+    at.button(key="gen_measure").click().run()
+    cfg = at.session_state["generation_lab"].run.model.cfg
+    assert cfg.n_kv_head < cfg.n_head
+    assert any(f"({cfg.kv_values_per_token} for this model)" in c.value for c in at.caption)
+
+
+def test_a_refused_run_still_shows_what_the_model_reads(at):
+    tiny(at)
+    at.radio(key="gen_format").set_value("Plain completion").run()
+    at.text_area(key="gen_prompt").input("x" * 100).run()
+    at.toggle(key="gen_cache").set_value(False).run()
+    at.slider(key="gen_max_new").set_value(200).run()
+    assert [e.value for e in at.error] and at.error[0].value.startswith("Without the KV cache")
+    assert at.expander[0].label.startswith("What the model reads: 100 tokens")
+    assert at.button(key="gen_go").disabled and at.button(key="gen_step").disabled

@@ -86,7 +86,7 @@ def family_run(key: str) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
 def test_hooks_that_hand_back_an_equal_tensor_change_nothing(key):
     tokens, kw = inputs(CONFIGS[key])
     model = family_model(key)
-    every = {name: (lambda x, n: x.clone()) for name in model.hook_names()}
+    every = {name: (lambda x, n: x.clone()) for name in hook_names(model.cfg)}
     torch.testing.assert_close(model.run_with_hooks(tokens, every, **kw), family_run(key)[0])
 
 

@@ -102,3 +102,17 @@ def test_empty_and_too_long_texts():
     assert not at.exception
     assert any("shows at most 64" in w.value for w in at.warning)
     assert len(chart(at, f"lens_{SMOL}")["data"][0]["x"]) == 64
+
+
+def test_comparison_sentences_out_of_bounds_say_what_is_compared_instead(app):
+    at = app
+    at.radio(key="internals_model").set_value(MINI).run()
+    at.text_area(key="compare_text").set_value("\n".join(f"Sentence number {i}." for i in range(12))).run()
+    assert not at.exception
+    assert "at most 8 comparison sentences" in at.error[0].value
+    assert any("first 8 sentences" in w.value for w in at.warning)
+    assert bars(at, MINI)[0] == [f"Sentence number {i}." for i in range(8)]
+    at.text_area(key="compare_text").set_value(" \n ").run()
+    assert "at least one comparison sentence" in at.error[0].value
+    assert any("showing the default ones" in w.value for w in at.warning)
+    assert len(bars(at, MINI)[0]) == 3

@@ -11,12 +11,12 @@ from streamlit.testing.v1 import AppTest
 
 from tests.conftest import ROOT
 
+from explorer.config import POSITIONALS
 from explorer.labs.positional import (
-    ENCODINGS, alibi, attention_patterns, cosine_similarity, encoding_model, learned_table, permutation_experiment,
-    rope_rotation, rope_score_by_distance, sinusoidal_table,
+    PositionalSettings, alibi, attention_patterns, cosine_similarity, encoding_model, learned_table,
+    permutation_experiment, rope_rotation, rope_score_by_distance, run, sinusoidal_table,
 )
-from explorer.labs.attention import token_vectors
-from explorer.models.toy_tokens import tokenize
+from explorer.models.toy_tokens import token_vectors, tokenize
 
 SENTENCE = "dog bites man and man bites dog"
 
@@ -102,7 +102,7 @@ def test_attention_without_positions_matches_nn_multihead_attention():
 
 def test_shuffling_permutes_attention_only_without_positions():
     tokens = tokenize(SENTENCE)
-    for encoding in ENCODINGS:
+    for encoding in POSITIONALS:
         res = permutation_experiment(encoding_model(encoding, seed=0), tokens, shuffle_seed=4)
         assert sorted(res.order) == list(range(len(tokens))) and list(res.order) != list(range(len(tokens)))
         if encoding == "none":
@@ -118,15 +118,78 @@ def test_models_share_weights_apart_from_the_encoding():
     assert "stack.embed.pos.weight" in encoding_model("learned", seed=0).state_dict()
 
 
-def test_bad_inputs_are_explained():
-    with pytest.raises(ValueError, match="even"):
-        rope_rotation(8, 15, 0)
-    with pytest.raises(ValueError, match="pair"):
-        rope_rotation(8, 16, 8)
-    with pytest.raises(ValueError, match="positional encoding must be one of"):
-        encoding_model("wavelet")
+@pytest.mark.parametrize("bad, match", [
+    (dict(d_head=15), "RoPE rotates pairs of dimensions, so d_head \\(15\\) must be even"),
+    (dict(d_head=16, pair=8), "pair must be a whole number from 0 to 7"),
+    (dict(encoding="wavelet"), "positional encoding must be one of sinusoidal, learned, rope, alibi, none"),
+    (dict(perm_encoding="wavelet"), "encoding to switch on must be one of"),
+    (dict(n_pos=0), "number of positions must be a whole number from 1 to 128"),
+    (dict(alibi_heads=65), "n_head must be a whole number from 1 to 64"),
+    (dict(theta=1.0), "RoPE base θ must be a number larger than 1"),
+    (dict(theta=float("nan")), "RoPE base θ must be a number"),
+    (dict(seed=True), "seed must be a whole number"),
+])
+def test_bad_settings_are_explained(bad, match):
+    with pytest.raises(ValueError, match=match):
+        PositionalSettings(**bad).validate()
+
+
+def test_shuffling_one_token_is_explained():
     with pytest.raises(ValueError, match="at least two tokens"):
         permutation_experiment(encoding_model("none"), tokenize("hello"))
+
+
+def test_bad_settings_fall_back_control_by_control():
+    tokens = tokenize(SENTENCE)
+    outcome = run(tokens, PositionalSettings(encoding="rope", d_head=15, pair=9, theta=float("inf")))
+    assert "even" in outcome.error
+    assert outcome.settings == PositionalSettings(encoding="rope", d_head=16, pair=7)
+    assert outcome.fallback == "Showing d_head = 16, pair = 7, theta = 10000.0 instead."
+    assert outcome.result.rope.rotation.pair == 7
+    outcome = run(tokens, PositionalSettings(encoding="wavelet", n_pos=500, seed=-3))
+    assert outcome.settings == PositionalSettings(n_pos=128)
+    assert outcome.result.sinusoidal.table.shape == (128, 64)
+    assert run(tokens, PositionalSettings()).ok
+
+
+def test_run_computes_the_chosen_encoding_only():
+    tokens = tokenize(SENTENCE)
+    learned = run(tokens, PositionalSettings(encoding="learned", n_pos=12, d_model=16, seed=3)).result
+    np.testing.assert_array_equal(learned.learned.table, learned_table(12, 16, seed=3))
+    np.testing.assert_array_equal(learned.sinusoidal.table, sinusoidal_table(12, 16))
+    np.testing.assert_allclose(learned.sinusoidal.similarity, cosine_similarity(sinusoidal_table(12, 16)))
+    assert learned.sinusoidal.positions[:2] == ("0 dog", "1 bites") and learned.sinusoidal.positions[-1] == "11"
+    assert learned.rope is learned.alibi is learned.permutation is None
+    sinus = run(tokens, PositionalSettings(encoding="sinusoidal")).result
+    assert sinus.learned is None and sinus.sinusoidal.table.shape == (32, 64)
+
+    rope = run(tokens, PositionalSettings(encoding="rope", d_head=16, pair=2, theta=100.0)).result.rope
+    assert [c.theta for c in rope.curves] == [100.0, 10_000.0]  # the chosen θ, then the original one to compare
+    np.testing.assert_array_equal(rope.curves[0].ones, rope_score_by_distance(16, 100.0, 128).ones)
+    assert rope.decay.theta == 100.0 and rope.decay.d_head == 16
+    assert len(rope.positions) == len(rope.rotation.points) == max(len(tokens), 8)
+    assert len(run(tokens, PositionalSettings(encoding="rope")).result.rope.curves) == 1
+
+    ab = run(tokens, PositionalSettings(encoding="alibi", alibi_heads=6)).result.alibi
+    assert ab.bias.shape == (6, len(tokens), len(tokens)) and ab.rule.n_head == 6
+
+    none = run(tokens, PositionalSettings(encoding="none", perm_encoding="rope", shuffle_seed=4)).result
+    expected = permutation_experiment(encoding_model("rope"), tokens, shuffle_seed=4)
+    np.testing.assert_array_equal(none.permutation.shuffled, expected.shuffled)
+    assert run(tokenize("hello"), PositionalSettings(encoding="none")).result.permutation is None
+
+
+def test_run_takes_the_models_from_the_caller():
+    """The app hands run() its shared models (st.cache_resource): a permutation asks for the one it switches on."""
+    asked = []
+
+    def models(positional, seed, theta):
+        asked.append((positional, seed, theta))
+        return encoding_model(positional, seed, theta)
+
+    run(tokenize(SENTENCE), PositionalSettings(encoding="none", perm_encoding="alibi", seed=2, theta=100.0),
+        model=models)
+    assert asked == [("alibi", 2, 100.0)]
 
 
 # ---- the page --------------------------------------------------------------------------------------------------

@@ -112,7 +112,8 @@ def test_every_preset_renders_with_its_exact_total(at):
 def test_the_numbers_in_the_shown_formulas_add_up(name):
     import re
 
-    from explorer.labs.sizing import per_layer_latex, preset_config, total_latex
+    from explorer.labs.sizing import preset_config
+    from explorer.labs.sizing_tables import per_layer_latex, total_latex
     b = count_params(preset_config(name))
 
     def numbers(latex):

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 
-from explorer.labs.internals import MAX_TOKENS, analyze, logit_lens, residual_norms
+from explorer.labs.internals import MAX_TOKENS
+from explorer.labs.internals_facts import residual_norms
+from explorer.labs.internals_passes import analyze, logit_lens
 
 from .pretrained_models import ours
 
@@ -23,10 +24,10 @@ def smol():
 
 
 def test_residual_norm_facts_are_the_measured_norms(smol):
-    from explorer.labs.internals import residual_norm_facts
+    from explorer.labs.internals_facts import residual_norm_facts
     _, _, run, _ = smol
     facts = residual_norm_facts(residual_norms(run), run.labels, run.patterns)
-    norms = run.resid.double().norm(dim=-1).numpy()  # (L + 1, T), in float64 this time
+    norms = np.linalg.norm(run.resid.astype(np.float64), axis=-1)  # (L + 1, T), in float64 this time
     k = facts.token
     ratio = np.array([row[k] / np.median(np.delete(row, k)) for row in norms])
     # float32 norms of vectors up to ~2e4 long against float64 ones: 1e-5 relative is ~100 float32 ulps
@@ -39,12 +40,12 @@ def test_residual_norm_facts_are_the_measured_norms(smol):
     assert f"{ratio[:jump].max():.0f}×" in text and f"{ratio[jump]:.0f}×" in text and f"{ratio[-1]:.1f}×" in text
     assert ("hundreds of times" in text) == (ratio.max() >= 100)
     # the sink claim: heads that put more than half of their weight on the token (queries after it, averaged)
-    on_sink = run.patterns[:, :, k + 1:, k].double().mean(-1)
-    assert facts.sink_heads == int((on_sink > 0.5).sum()) and f"{facts.sink_heads} of {on_sink.numel()}" in text
+    on_sink = run.patterns[:, :, k + 1:, k].astype(np.float64).mean(-1)
+    assert facts.sink_heads == int((on_sink > 0.5).sum()) and f"{facts.sink_heads} of {on_sink.size}" in text
 
 
 def test_logit_lens_facts_are_what_the_lens_shows(smol):
-    from explorer.labs.internals import logit_lens_facts
+    from explorer.labs.internals_facts import logit_lens_facts
     pm, enc, run, lens = smol
     facts = logit_lens_facts(lens, run.ids)
     last = lens.token_ids[:, -1].tolist()

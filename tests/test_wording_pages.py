@@ -128,8 +128,9 @@ def test_positional_none_tab_says_the_layer_is_bidirectional(positional):
 
 @pytest.mark.slow
 def test_internals_page_captions_are_computed_from_its_run():
-    from explorer.labs.internals import (MAX_TOKENS, analyze, logit_lens, logit_lens_facts, residual_norm_facts,
-                                    residual_norms)
+    from explorer.labs.internals import MAX_TOKENS
+    from explorer.labs.internals_facts import logit_lens_facts, residual_norm_facts, residual_norms
+    from explorer.labs.internals_passes import analyze, logit_lens
     from explorer.models.quantization import smollm2_weights
     from tests.pretrained_models import ours
     at = _page("labs/internals.py")

@@ -1,9 +1,10 @@
 """Everything the attention lab shows, computed from a sentence and a few settings.
 
 One multi-head attention layer (explorer.model.Attention, Section 3.2.2 of Vaswani et al. 2017) with random
-weights runs on the student's tokens; ``run_attention`` keeps every step of
-softmax(Q K^T / sqrt(d_k) + M) V, head by head, then Concat(head_1..head_h) W^O. ``sqrt_dk_study`` measures why the
-scaling is there, ``attention_params`` counts the layer's parameters and KV cache for MHA / GQA / MQA.
+weights runs on the student's tokens; ``run`` keeps every step of softmax(Q K^T / sqrt(d_k) + M) V, head by
+head, then Concat(head_1..head_h) W^O, or says why the settings could not be used and what is shown instead.
+``sqrt_dk_study`` measures why the scaling is there, ``attention_params`` counts the layer's parameters and KV
+cache for MHA / GQA / MQA: they depend on fewer settings, so they are cached on their own.
 """
 from __future__ import annotations
 
@@ -16,13 +17,14 @@ import numpy as np
 import torch
 
 from ..attention import additive_mask, attention, build_mask, repeat_kv
-from ..config import ModelConfig
+from ..checks import choice, nearest_whole, whole_number
+from ..config import ModelConfig, attention_kind, kv_head_choices
 from ..model import Attention
 from ..positional import sinusoidal
 from ..sampling import entropy_bits
-from ..models.toy_tokens import MAX_LAB_TOKENS, Tokens
+from ..models.toy_tokens import MAX_LAB_TOKENS, Tokens, token_vectors
+from .outcome import Outcome, run_lab
 
-MASK_CHOICES = ("none", "causal", "padding", "sliding_window", "prefix")
 MASK_LABELS = {
     "none": "none (bidirectional, as in BERT's encoder)",
     "causal": "causal (GPT: no peeking at later tokens)",
@@ -30,12 +32,17 @@ MASK_LABELS = {
     "sliding_window": "sliding window (only the last w tokens)",
     "prefix": "prefix-LM (bidirectional prefix, causal after)",
 }
+MASK_CHOICES = tuple(MASK_LABELS)
+# The core mask (explorer.config.MASKS) each of the lab's masks is built from; padding then hides the [PAD] keys.
+CORE_MASKS = {"none": "bidirectional", "causal": "causal", "padding": "bidirectional",
+              "sliding_window": "sliding_window", "prefix": "prefix"}
 D_MODEL_MAX = 512
 N_HEAD_MAX = 16
 PAD_MAX = 16
 SEED_MAX = 10_000
 DK_SWEEP = (2, 4, 8, 16, 32, 64, 128, 256, 512)
 HEADS_PER_DK = 8  # random heads averaged at each d_k of the sqrt(d_k) study
+LAYER_NAME = "attn"  # the hook prefix of the lab's one layer (the lab reads its steps itself, it sets no hooks)
 
 
 @dataclass(frozen=True)
@@ -52,20 +59,27 @@ class AttentionSettings:
     scale: bool = True
     seed: int = 0
 
-    def config(self) -> ModelConfig:
-        """The validated ModelConfig of this attention layer; raises ValueError with a sentence for the student."""
-        _check_range("d_model", self.d_model, 1, D_MODEL_MAX)
-        _check_range("n_head", self.n_head, 1, N_HEAD_MAX)
-        _check_range("seed", self.seed, 0, SEED_MAX)
-        if self.mask not in MASK_CHOICES:
-            raise ValueError(f"mask must be one of {', '.join(MASK_CHOICES)} (got {self.mask!r}).")
+    def validate(self) -> None:
+        """Raise ValueError with a sentence for the student when this layer cannot be drawn."""
+        whole_number("d_model", self.d_model, 1, D_MODEL_MAX)
+        whole_number("n_head", self.n_head, 1, N_HEAD_MAX)
+        whole_number("seed", self.seed, 0, SEED_MAX)
+        choice("mask", self.mask, MASK_CHOICES)
         if self.mask == "padding":
-            _check_range("pad length", self.pad_len, 1, PAD_MAX)
+            whole_number("pad length", self.pad_len, 1, PAD_MAX)
         if self.mask == "sliding_window":
-            _check_range("window", self.window, 1, MAX_LAB_TOKENS)
+            whole_number("window", self.window, 1, MAX_LAB_TOKENS)
         if self.mask == "prefix":
-            _check_range("prefix length", self.prefix_len, 0, MAX_LAB_TOKENS)
-        core_mask = {"none": "bidirectional", "padding": "bidirectional"}.get(self.mask, self.mask)
+            whole_number("prefix length", self.prefix_len, 0, MAX_LAB_TOKENS)
+        self._model_config()  # how d_model, n_head and n_kv_head fit together is ModelConfig's to say
+
+    def config(self) -> ModelConfig:
+        """The ModelConfig of this attention layer; raises ValueError with a sentence for the student."""
+        self.validate()
+        return self._model_config()
+
+    def _model_config(self) -> ModelConfig:
+        core_mask = CORE_MASKS[self.mask]
         return ModelConfig(
             arch="decoder" if core_mask != "bidirectional" else "encoder", n_layer=1, d_model=self.d_model,
             n_head=self.n_head, n_kv_head=self.n_kv_head, positional="sinusoidal", mask=core_mask,
@@ -74,67 +88,24 @@ class AttentionSettings:
         )
 
 
-def _check_range(name: str, value, low: int, high: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        raise ValueError(f"{name} must be a whole number from {low} to {high} (got {value!r}).")
-
-
-def divisors(n: int) -> list[int]:
-    """The n_kv_head values that n_head allows, largest first: n_head (MHA) ... 1 (MQA)."""
-    return [d for d in range(n, 0, -1) if n % d == 0]
-
-
-def attention_kind(n_head: int, n_kv_head: int) -> str:
-    if n_kv_head == n_head:
-        return "MHA"
-    return "MQA" if n_kv_head == 1 else "GQA"
-
-
-@dataclass(frozen=True)
-class Resolved:
-    """Settings that can be drawn, and, when the requested ones could not, why and what changed."""
-
-    settings: AttentionSettings
-    error: str | None = None
-    fallback: str | None = None
-
-
-def resolve(settings: AttentionSettings) -> Resolved:
-    """The settings if they are valid, else the nearest valid ones with the reason (never raises)."""
-    try:
-        settings.config()
-        return Resolved(settings)
-    except ValueError as err:
-        error = str(err)
-    clamp = lambda v, lo, hi, default: min(max(v, lo), hi) if isinstance(v, int) and not isinstance(v, bool) \
-        else default  # noqa: E731
-    n_head = clamp(settings.n_head, 1, N_HEAD_MAX, 4)
-    d_model = clamp(settings.d_model, 1, D_MODEL_MAX, 64)
+def nearest(settings: AttentionSettings) -> AttentionSettings:
+    """The valid settings nearest to ``settings``: every number within its range, d_model a multiple of n_head,
+    n_kv_head a divisor of it."""
+    default = AttentionSettings()
+    n_head = nearest_whole(settings.n_head, 1, N_HEAD_MAX, default.n_head)
+    d_model = nearest_whole(settings.d_model, 1, D_MODEL_MAX, default.d_model)
     d_model = min(max(n_head, round(d_model / n_head) * n_head), D_MODEL_MAX // n_head * n_head)
     n_kv = settings.n_kv_head
     if n_kv is not None:
-        n_kv = next((d for d in divisors(n_head) if d <= clamp(n_kv, 1, n_head, n_head)), n_head)
-    fixed = dataclasses.replace(
+        n_kv = next((d for d in kv_head_choices(n_head) if d <= nearest_whole(n_kv, 1, n_head, n_head)), n_head)
+    return dataclasses.replace(
         settings, d_model=d_model, n_head=n_head, n_kv_head=n_kv,
-        mask=settings.mask if settings.mask in MASK_CHOICES else "causal",
-        pad_len=clamp(settings.pad_len, 1, PAD_MAX, 2), window=clamp(settings.window, 1, MAX_LAB_TOKENS, 3),
-        prefix_len=clamp(settings.prefix_len, 0, MAX_LAB_TOKENS, 2), seed=clamp(settings.seed, 0, SEED_MAX, 0),
+        mask=settings.mask if settings.mask in MASK_CHOICES else default.mask,
+        pad_len=nearest_whole(settings.pad_len, 1, PAD_MAX, default.pad_len),
+        window=nearest_whole(settings.window, 1, MAX_LAB_TOKENS, default.window),
+        prefix_len=nearest_whole(settings.prefix_len, 0, MAX_LAB_TOKENS, default.prefix_len),
+        seed=nearest_whole(settings.seed, 0, SEED_MAX, default.seed),
     )
-    changed = [f"{f.name} = {getattr(fixed, f.name)}" for f in dataclasses.fields(fixed)
-               if getattr(fixed, f.name) != getattr(settings, f.name)]
-    fixed.config()  # the fallback itself must be valid
-    return Resolved(fixed, error, "Showing " + ", ".join(changed) + " instead." if changed else None)
-
-
-def token_vectors(toy_ids, d_model: int, seed: int) -> torch.Tensor:
-    """Rows of a random N(0, 1) embedding table (toy vocabulary, see explorer.models.toy_tokens), drawn on demand.
-
-    Each row depends only on (seed, token id): the same token gets the same vector in every sentence, and the
-    34k x 512 table never has to exist.
-    """
-    rows = [torch.randn(d_model, generator=torch.Generator().manual_seed(seed * 1_000_003 + int(i)))
-            for i in toy_ids]
-    return torch.stack(rows)  # (T, d_model)
 
 
 def _square_weights(d_model: int, seed: int) -> tuple[torch.Tensor, ...]:
@@ -161,7 +132,7 @@ def build_layer(cfg: ModelConfig, seed: int) -> Attention:
     The layer and its weights belong to the caller alone.
     """
     with torch.device("meta"):  # shapes only: the weights are assigned below
-        layer = Attention(cfg)
+        layer = Attention(cfg, name=LAYER_NAME, layer=0)
     w_q, w_k, w_v, w_o = _square_weights(cfg.d_model, seed)
     inner, kv_inner = cfg.n_head * cfg.d_head, cfg.n_kv_head * cfg.d_head  # rows of nn.Linear's (out, in) weight
     state = {"W_q.weight": w_q[:inner], "W_k.weight": w_k[:kv_inner], "W_v.weight": w_v[:kv_inner],
@@ -180,7 +151,6 @@ class AttentionLabResult:
     T = tokens (with [PAD]s when the mask is padding), nh = n_head, nkv = n_kv_head, dh = d_head.
     """
 
-    settings: AttentionSettings
     tokens: tuple[str, ...]  # axis labels, length T
     d_head: int
     scale: float  # 1 / sqrt(d_k), or 1 when scaling is off
@@ -197,6 +167,7 @@ class AttentionLabResult:
     concat: np.ndarray  # (T, nh * dh)
     output: np.ndarray  # (T, d_model) concat @ W^O + b^O
     head_outputs: np.ndarray  # (nh, T, d_model) head h's share z_h W^O_h; output = their sum + b^O
+    sharpness: Sharpness  # the star of the sqrt(d_k) study
 
     @property
     def n_head(self) -> int:
@@ -205,6 +176,10 @@ class AttentionLabResult:
     @property
     def n_kv_head(self) -> int:
         return self.K.shape[0]
+
+    @property
+    def kind(self) -> str:
+        return attention_kind(self.n_head, self.n_kv_head)
 
     def kv_head(self, head: int) -> int:
         """Which key/value head query head ``head`` reads (GQA / MQA share them)."""
@@ -241,13 +216,19 @@ def run_attention(tokens: Tokens, settings: AttentionSettings) -> AttentionLabRe
     w_o = layer.W_o.weight.view(cfg.d_model, nh, dh)  # (d, nh, dh): the rows of W^O that head h writes through
     head_outputs = torch.einsum("htk,dhk->htd", z, w_o)  # (nh, T, d)
     qk = torch.matmul(q, repeat_kv(k[None], nh // nkv)[0].transpose(-2, -1))  # (nh, T, T), unscaled
+    M = additive_mask(allowed)  # (T, T)
     np_ = lambda t: t.detach().float().cpu().numpy()  # noqa: E731
     return AttentionLabResult(
-        settings=settings, tokens=tuple(labels), d_head=dh, scale=scale, X=np_(X), Q=np_(q), K=np_(k), V=np_(v),
-        QK=np_(qk), scaled=np_(res.scores[0]), M=np_(additive_mask(allowed)), masked=np_(res.masked_scores[0]),
+        tokens=tuple(labels), d_head=dh, scale=scale, X=np_(X), Q=np_(q), K=np_(k), V=np_(v),
+        QK=np_(qk), scaled=np_(res.scores[0]), M=np_(M), masked=np_(res.masked_scores[0]),
         weights=np_(res.pattern[0]), Z=np_(z), concat=np_(concat), output=np_(output),
-        head_outputs=np_(head_outputs),
+        head_outputs=np_(head_outputs), sharpness=_sharpness(qk, M, allowed, dh),
     )
+
+
+def run(tokens: Tokens, settings: AttentionSettings) -> Outcome[AttentionSettings, AttentionLabResult]:
+    """The layer on the sentence; settings that cannot be drawn fall back to the nearest ones that can."""
+    return run_lab(settings, lambda used: run_attention(tokens, used), nearest)
 
 
 def _study_weights(d_model: int, seed: int, d_k: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -316,12 +297,11 @@ class Sharpness:
     entropy_unscaled: float
 
 
-def layer_sharpness(result: AttentionLabResult) -> Sharpness:
-    qk = torch.from_numpy(result.QK)  # (nh, T, T), unscaled
-    allowed = torch.from_numpy(~np.isneginf(result.M))
-    on = torch.softmax(qk / math.sqrt(result.d_head) + torch.from_numpy(result.M), -1).nan_to_num(0.0)
-    off = torch.softmax(qk + torch.from_numpy(result.M), -1).nan_to_num(0.0)
-    return Sharpness(result.d_head, _mean_max(on, allowed), _mean_max(off, allowed),
+def _sharpness(qk: torch.Tensor, M: torch.Tensor, allowed: torch.Tensor, d_head: int) -> Sharpness:
+    """From the unscaled scores Q K^T (nh, T, T) and the additive mask M (T, T), with and without the scaling."""
+    on = torch.softmax(qk / math.sqrt(d_head) + M, -1).nan_to_num(0.0)
+    off = torch.softmax(qk + M, -1).nan_to_num(0.0)
+    return Sharpness(d_head, _mean_max(on, allowed), _mean_max(off, allowed),
                      _mean_rows(entropy_bits(on), allowed), _mean_rows(entropy_bits(off), allowed))
 
 
@@ -361,8 +341,7 @@ class ParamRow:
 def attention_params(d_model: int, n_head: int, n_kv_head: int | None = None, bias: bool = True) -> list[ParamRow]:
     """MHA, (GQA,) MQA rows for this d_model and n_head, counted on explorer's own layer (built on the meta
     device: shapes only, no memory). GQA uses ``n_kv_head`` when it is one, else the middle divisor of n_head."""
-    options = divisors(n_head)
-    gqa = [d for d in options if 1 < d < n_head]
+    gqa = [d for d in kv_head_choices(n_head) if 1 < d < n_head]
     chosen = [n_head]
     if gqa:
         chosen.append(n_kv_head if n_kv_head in gqa else gqa[len(gqa) // 2])
@@ -372,8 +351,8 @@ def attention_params(d_model: int, n_head: int, n_kv_head: int | None = None, bi
     for n_kv in chosen:
         cfg = ModelConfig(d_model=d_model, n_head=n_head, n_kv_head=n_kv, bias=bias, n_layer=1)
         with torch.device("meta"):
-            layer = Attention(cfg)
+            layer = Attention(cfg, name=LAYER_NAME, layer=0)
         count = lambda lin: sum(p.numel() for p in lin.parameters())  # noqa: E731
-        rows.append(ParamRow(attention_kind(n_head, n_kv), n_kv, count(layer.W_q), count(layer.W_k),
-                             count(layer.W_v), count(layer.W_o), 2 * n_kv * cfg.d_head))
+        rows.append(ParamRow(cfg.attention_kind, n_kv, count(layer.W_q), count(layer.W_k), count(layer.W_v),
+                             count(layer.W_o), cfg.kv_values_per_token))  # n_layer = 1: per layer
     return rows

@@ -20,9 +20,14 @@ R = TypeVar("R")
 
 @dataclass(frozen=True)
 class Outcome(Generic[S, R]):
-    """``result`` computed from ``settings``; when the requested settings were invalid, ``error`` says why and
-    ``fallback`` names what changed to reach ``settings`` (None, with ``result`` None, when there is no sensible
-    fallback: a page then shows the error alone rather than another model's numbers under the student's input)."""
+    """``result`` computed from ``settings`` (the settings actually used).
+
+    ``error`` is the sentence for the student when the requested settings could not be used; ``fallback`` says
+    what is shown instead, whether the settings were wrong (then with ``error``) or only could not be honoured
+    (chat asked of a model without a chat template: ``fallback`` alone). ``result`` is None when nothing sensible
+    can be shown: a page then shows the error alone rather than another model's numbers under the student's input.
+    A lab may keep a result beside its error when the result is the student's own input made visible (the tokens of
+    a prompt whose run was refused)."""
 
     settings: S
     result: R | None
@@ -41,17 +46,21 @@ def changed_fields(requested, used) -> str | None:
     return "Showing " + ", ".join(changed) + " instead." if changed else None
 
 
-def run_lab(requested: S, compute: Callable[[S], R], nearest: Callable[[S], S] | None = None) -> Outcome[S, R]:
+def run_lab(requested: S, compute: Callable[[S], R], nearest: Callable[[S], S] | None = None, *,
+            validate: Callable[[S], None] = lambda settings: settings.validate(),
+            describe: Callable[[S, S], str | None] = changed_fields) -> Outcome[S, R]:
     """Validate ``requested`` and compute; never raises for bad input.
 
     Invalid settings fall back to ``nearest(requested)`` (itself validated) when the lab has a sensible nearest
-    choice, else the outcome carries the error and no result."""
+    choice, else the outcome carries the error and no result. A lab whose settings are checked against the model
+    they run on passes ``validate`` (its settings' ``validate`` with that model); ``describe(requested, used)`` is
+    the fallback's sentence, when the lab has a better one than the changed fields."""
     try:
-        requested.validate()
+        validate(requested)
     except ValueError as err:
         if nearest is None:
             return Outcome(requested, None, str(err))
         used = nearest(requested)
-        used.validate()  # a fallback that is itself invalid is a bug, not a student's mistake
-        return Outcome(used, compute(used), str(err), changed_fields(requested, used))
+        validate(used)  # a fallback that is itself invalid is a bug, not a student's mistake
+        return Outcome(used, compute(used), str(err), describe(requested, used))
     return Outcome(requested, compute(requested))

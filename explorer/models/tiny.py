@@ -14,6 +14,8 @@ import torch
 
 from ..config import PRESETS, ModelConfig
 from ..model import Transformer
+from .protocol import TextMethods
+from .token_labels import byte_label, visible
 
 TINY_DECODERS = tuple(name for name, cfg in PRESETS.items() if cfg.arch == "decoder")
 
@@ -38,24 +40,15 @@ class ByteTokenizer:
         return [bytes([int(i)]) for i in ids]
 
     def token_labels(self, ids: Sequence[int]) -> list[str]:
-        out = []
-        for i in ids:
-            i = int(i)
-            ch = chr(i) if i < 128 else ""
-            if ch == " ":
-                out.append("␣")
-            elif ch == "\n":
-                out.append("↵")
-            elif ch.isprintable() and ch:
-                out.append(ch)
-            else:
-                out.append(f"<0x{i:02X}>")  # a control character or one byte of a multi-byte character
-        return out
+        # An ASCII character shows as itself (blanks made visible); a control character or one byte of a multi-byte
+        # character shows its byte.
+        return [visible(chr(b)) if b < 128 and (chr(b).isprintable() or chr(b) in "\n\t") else byte_label(bytes([b]))
+                for b in map(int, ids)]
 
 
 @dataclass(frozen=True)
-class TinyModel:
-    """Shaped like ``explorer.models.pretrained.PretrainedModel`` where generation needs it."""
+class TinyModel(TextMethods):
+    """An ``explorer.models.LoadedModel``, as the real models are."""
 
     name: str
     title: str

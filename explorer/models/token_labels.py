@@ -3,40 +3,46 @@
 Byte-level BPE (GPT-2, LLaMA-3, SmolLM2) and the byte tokenizer of the tiny models cut a Chinese character into
 two or three tokens, none of which is a character on its own: decoded alone each one is '�'. In a sequence we
 label such pieces by the character they build, with their part ('今 1/2', '今 2/2'); a piece on its own (a
-candidate) shows its bytes ('‹E4 BB›').
+candidate) shows its bytes ('‹E4 BB›'), which is what every tokenizer's ``token_labels`` gives it: ``byte_label``
+is the one label of a byte fragment.
 """
 from __future__ import annotations
 
-from functools import lru_cache
 from typing import Sequence
 
-@lru_cache(maxsize=1)
+
 def _gpt2_char_to_byte() -> dict[str, int]:
     # GPT-2's byte-level alphabet: printable Latin-1 bytes stand for themselves, the others (control characters,
     # space, ...) are moved to code points from 256 up, in order.
     printable = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1), *range(ord("®"), ord("ÿ") + 1)]
+    moved = [b for b in range(256) if b not in printable]
     table = {chr(b): b for b in printable}
-    moved = 0
-    for b in range(256):
-        if b not in printable:
-            table[chr(256 + moved)] = b
-            moved += 1
+    table.update({chr(256 + n): b for n, b in enumerate(moved)})
     return table
 
 
-def token_bytes(tokenizer, ids: Sequence[int]) -> list[bytes | None]:
-    """The raw bytes of each token, or None where they cannot be known (a special token)."""
-    own = getattr(tokenizer, "token_bytes", None)
-    if own is not None:
-        return own(ids)
-    strings = getattr(tokenizer, "token_strings", None)
-    if strings is None:
-        return [None] * len(ids)
-    table = _gpt2_char_to_byte()
-    out: list[bytes | None] = []
-    for s in strings(ids):
-        out.append(bytes(table[c] for c in s) if s and all(c in table for c in s) else None)
-    return out
+_GPT2_BYTE_OF_CHAR = _gpt2_char_to_byte()
+
+
+def gpt2_bytes(piece: str) -> bytes | None:
+    """The bytes a byte-level BPE vocabulary entry stands for ('Ġthe' -> b' the'), or None for an entry with a
+    character outside the byte alphabet."""
+    if not piece or not all(c in _GPT2_BYTE_OF_CHAR for c in piece):
+        return None
+    return bytes(_GPT2_BYTE_OF_CHAR[c] for c in piece)
+
+
+def byte_label(b: bytes | None) -> str:
+    """The one label of bytes that are not a character on their own: '‹E4 BB›'."""
+    return "‹" + " ".join(f"{x:02X}" for x in b) + "›" if b else "‹?›"
+
+
+def visible(token: str) -> str:
+    """A token's text with line breaks, tabs and blank tokens made visible on an axis."""
+    token = token.replace("\n", "↵").replace("\t", "⇥")
+    if not token.strip():
+        return "␣" * max(1, len(token))
+    return token
 
 
 def _is_piece(b: bytes | None) -> bool:
@@ -48,16 +54,6 @@ def _is_piece(b: bytes | None) -> bool:
     except UnicodeDecodeError:
         return True
     return False
-
-
-def _hex(b: bytes | None) -> str:
-    return "‹" + " ".join(f"{x:02X}" for x in b) + "›" if b else "‹?›"
-
-
-def piece_labels(tokenizer, ids: Sequence[int]) -> list[str]:
-    """One label per token of a single, unrelated list (candidates): incomplete characters show their bytes."""
-    raw = token_bytes(tokenizer, ids)
-    return [_hex(b) if _is_piece(b) else lab for lab, b in zip(tokenizer.token_labels(ids), raw)]
 
 
 def _character_at(raw: Sequence[bytes | None], i: int) -> tuple[int, str] | None:
@@ -78,15 +74,14 @@ def _character_at(raw: Sequence[bytes | None], i: int) -> tuple[int, str] | None
 def sequence_labels(tokenizer, ids: Sequence[int]) -> list[str]:
     """One label per token of a running text: pieces of one character are named after it, with their part."""
     labels = list(tokenizer.token_labels(ids))
-    raw = token_bytes(tokenizer, ids)
+    raw = tokenizer.token_bytes(ids)
     i = 0
     while i < len(labels):
         if not _is_piece(raw[i]):
             i += 1
             continue
         found = _character_at(raw, i)
-        if found is None:
-            labels[i] = _hex(raw[i])
+        if found is None:  # keeps the byte label the tokenizer gave it
             i += 1
             continue
         n, text = found

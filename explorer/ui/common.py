@@ -24,7 +24,16 @@ def show_device() -> None:
     st.caption(f"Computing on **{device_label(default_device())}**")
 
 
-def report_invalid(err: Exception) -> None:
-    """A ValueError from the library, as a sentence for the student rather than a traceback; escaped, because
-    library sentences quote what the student typed."""
+def report_invalid(err: Exception | str) -> None:
+    """A ValueError from the library (or a lab outcome's error), as a sentence for the student rather than a
+    traceback; escaped, because library sentences quote what the student typed."""
     st.error(escape_markdown(str(err)))
+
+
+def show_outcome(outcome) -> None:
+    """A lab outcome's sentence for the student and, when something else is shown instead, what (both escaped:
+    they quote what the student typed)."""
+    if outcome.error:
+        report_invalid(outcome.error)
+    if outcome.fallback:
+        st.warning(escape_markdown(outcome.fallback))

@@ -2,7 +2,7 @@
 
 A loaded model is read-only: pages pass it on (as ``_pm`` to cached functions, so it is not hashed) and keep their
 own results in their own variables or in ``st.cache_data``; nothing is ever written onto it. Its tokenizer sits
-behind a lock (``SafeTokenizer``) because many sessions tokenize at once.
+behind a lock (explorer.models.tokenizer.SafeTokenizer) because many sessions tokenize at once.
 """
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Figures of the generation lab: pure functions from explorer.generation's Steps to plotly figures.
+"""Figures of the generation lab, drawn from its results only: explorer.generation's Steps (numbers and numpy
+arrays) and explorer.labs.generation's CacheComparison.
 
 Token labels are the model's output (or the student's prompt), so every one goes through ``_plain`` before plotly
 reads it: plotly's strings understand a subset of HTML (<b>, <br>, <a href>).
@@ -12,8 +13,9 @@ from collections.abc import Sequence
 import numpy as np
 import plotly.graph_objects as go
 
-from ..generation import SpeedReport, Step
-from .heatmap import heatmap, to_numpy, unique_labels
+from ..generation import Step
+from ..labs.generation import CacheComparison
+from .heatmap import heatmap, unique_labels
 
 CHOSEN = "#e4572e"
 KEPT = "#4c78a8"
@@ -30,7 +32,7 @@ def _plain(text: str) -> str:
     return html.escape(text, quote=False)
 
 
-def candidate_bars(step: Step, *, title: str | None = None) -> go.Figure:
+def candidate_bars(step: Step) -> go.Figure:
     """The top candidates for one step: probability after the settings (the chosen token highlighted, tokens the
     settings removed at 0) over the model's own probability in grey."""
     cands = step.candidates
@@ -47,8 +49,7 @@ def candidate_bars(step: Step, *, title: str | None = None) -> go.Figure:
                hovertext=hover, hoverinfo="text"),
     ])
     fig.update_layout(
-        title=title if title is not None else
-        f"Token {step.index + 1}: picked {_plain(quoted(step.label))} with probability {step.prob:.2f}",
+        title=f"Token {step.index + 1}: picked {_plain(quoted(step.label))} with probability {step.prob:.2f}",
         barmode="overlay", xaxis_title="probability", yaxis_title="candidate next token",
         height=max(320, 130 + 26 * len(cands)), margin=dict(l=10, r=10, t=85, b=10),
         legend=dict(orientation="h", yanchor="bottom", y=1.0, x=0),
@@ -121,7 +122,7 @@ def attention_over_context(step: Step, context_labels: Sequence[str], *, head: i
     the whole context: rows are layers, columns the tokens it can see. ``head=None`` averages the heads."""
     if step.attention is None:
         raise ValueError("This run did not record attention (generate with attention=True).")
-    attn = to_numpy(step.attention)  # (n_layer, n_head, S)
+    attn = step.attention.astype(float)  # (n_layer, n_head, S)
     rows = attn.mean(axis=1) if head is None else attn[:, head, :]
     who = "average of the heads" if head is None else f"head {head}"
     query = _plain(context_labels[-1]) if context_labels else ""
@@ -136,11 +137,11 @@ def attention_over_context(step: Step, context_labels: Sequence[str], *, head: i
     return fig
 
 
-def speed_chart(reports: Sequence[SpeedReport], labels: Sequence[str]) -> go.Figure:
+def speed_chart(comparison: CacheComparison, labels: Sequence[str]) -> go.Figure:
     """Milliseconds per generated token, with and without the KV cache, on the same tokens."""
     x = unique_labels([_plain(quoted(lab)) for lab in labels])
     fig = go.Figure()
-    for r in reports:
+    for r in (comparison.on, comparison.off):
         name = "KV cache on" if r.use_cache else "KV cache off (re-reads the whole text)"
         fig.add_trace(go.Scatter(x=x[:len(r.seconds)], y=[1000 * t for t in r.seconds], mode="lines+markers",
                                  name=name))

@@ -6,7 +6,6 @@ from collections.abc import Sequence
 
 import numpy as np
 import plotly.graph_objects as go
-import torch
 
 from .label_room import X_TICK_ANGLES, all_category_ticks, row_font_px, row_px, x_label_room_px
 
@@ -23,7 +22,8 @@ def unique_labels(tokens: Sequence[str]) -> list[str]:
 
 
 def to_numpy(m) -> np.ndarray:
-    if isinstance(m, torch.Tensor):
+    """Figures draw numpy; a torch tensor is copied off its device without this module importing torch."""
+    if hasattr(m, "detach"):
         m = m.detach().float().cpu().numpy()
     return np.asarray(m, dtype=float)
 

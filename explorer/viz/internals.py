@@ -15,7 +15,8 @@ import plotly.colors as pc
 import plotly.graph_objects as go
 from PIL import Image
 
-from ..labs.internals import Ablation, Entropy, HeadLine, LogitLens, head_labels, head_name, layer_labels
+from ..labs.internals_facts import Entropy, HeadLine
+from ..labs.internals_passes import Ablation, LogitLens, head_labels, head_name, layer_labels
 from .heatmap import heatmap, to_numpy, unique_labels
 
 HEAD_COLORS = pc.qualitative.Plotly + pc.qualitative.Dark24
@@ -105,10 +106,12 @@ def zoom_figure(pattern, labels: Sequence[str], layer: int, head: int) -> go.Fig
 
 
 def head_view_figure(lines: Sequence[HeadLine], labels: Sequence[str], heads: Sequence[int], layer: int,
-                     min_weight: float) -> go.Figure:
+                     min_weight: float, query: int | None = None) -> go.Figure:
     """BertViz-style view of one layer: queries on the left, keys on the right, a line for every weight above the
-    threshold, one colour per head, thicker and darker for larger weights."""
+    threshold (only query token ``query``'s when given), one colour per head, thicker and darker for larger
+    weights."""
     T = len(labels)
+    lines = [ln for ln in lines if query is None or ln.query == query]
     shown = unique_labels(labels)
     y = [-i for i in range(T)]
     traces: list[go.BaseTraceType] = []

@@ -7,9 +7,8 @@ from collections.abc import Sequence
 import numpy as np
 import plotly.graph_objects as go
 
-from ..positional_facts import alibi_rule
 from ..labs.positional import Alibi, PermutationResult, RopeDistance, RopeRotation
-from .attention import panel_grid
+from .grid import panel_grid
 from .heatmap import heatmap
 
 WAVE_COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#17becf")
@@ -104,7 +103,7 @@ def slopes_figure(ab: Alibi) -> go.Figure:
     heads = [f"head {h + 1}" for h in range(len(ab.slopes))]
     return go.Figure(go.Bar(x=heads, y=ab.slopes, hovertemplate="%{x}: m = %{y:.5f}<extra></extra>"),
                      layout=dict(height=300, margin=dict(l=10, r=10, t=40, b=10),
-                                 title=dict(text=alibi_rule(len(ab.slopes)).title),
+                                 title=dict(text=ab.rule.title),
                                  yaxis=dict(title=dict(text="slope m"), type="log")))
 
 

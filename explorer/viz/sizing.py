@@ -1,6 +1,6 @@
 """Figures for the sizing lab: where the parameters live, models side by side, how size scales, memory, compute.
 
-Pure functions: numbers in, ``go.Figure`` out.
+Pure functions: the lab's results (explorer.labs.sizing) in, ``go.Figure`` out; nothing is counted here.
 """
 from __future__ import annotations
 
@@ -8,9 +8,8 @@ from collections.abc import Mapping, Sequence
 
 import plotly.graph_objects as go
 
-from ..config import ModelConfig
-from ..sizing import (GB, GROUPS, ModelStates, ParamBreakdown, approx_params, count_params, human_count,
-                      human_gpu_memory)
+from ..labs.sizing_panels import ScalingCurve
+from ..sizing import CHINCHILLA_TOKENS_PER_PARAM, GB, GROUPS, ModelStates, ParamBreakdown, human_count, human_gpu_memory
 from ..safe_text import escape_html
 
 GROUP_COLORS = {"embeddings": "#4C78A8", "attention": "#F58518", "ffn": "#54A24B", "norms": "#B279A2",
@@ -77,26 +76,17 @@ def compare_bars(breakdowns: Mapping[str, ParamBreakdown], share: bool = False) 
     return fig
 
 
-def scaling_curves(cfg: ModelConfig, d_models: Sequence[int], layer_counts: Sequence[int]) -> go.Figure:
-    """Exact total against d_model for several depths (vocabulary and the rest of ``cfg`` kept), with the
-    12·L·d² + V·d shortcut dashed beside each curve. d_ff and d_head follow d_model (4·d, d / n_head)."""
+def scaling_curves(curves: Sequence[ScalingCurve]) -> go.Figure:
+    """Exact total against d_model for several depths, with the 12·L·d² + V·d shortcut dashed beside each curve."""
     fig = go.Figure()
     palette = ["#4C78A8", "#F58518", "#54A24B", "#E45756", "#B279A2", "#72B7B2"]
-    for i, layers in enumerate(layer_counts):
-        color = palette[i % len(palette)]
-        exact, approx, xs = [], [], []
-        for d in d_models:
-            c = _resized(cfg, d, layers)
-            if c is None:
-                continue
-            xs.append(d)
-            exact.append(count_params(c).total)
-            approx.append(approx_params(c))
-        fig.add_scatter(x=xs, y=exact, mode="lines+markers", name=f"{layers} layers (exact)", line=dict(color=color),
-                        customdata=[human_count(v) for v in exact],
+    for i, curve in enumerate(curves):
+        color, layers, xs = palette[i % len(palette)], curve.n_layer, list(curve.d_models)
+        fig.add_scatter(x=xs, y=list(curve.exact), mode="lines+markers", name=f"{layers} layers (exact)",
+                        line=dict(color=color), customdata=[human_count(v) for v in curve.exact],
                         hovertemplate="d_model %{x}: %{customdata}<extra></extra>")
-        fig.add_scatter(x=xs, y=approx, mode="lines", name=f"{layers} layers: 12·L·d² + V·d",
-                        line=dict(color=color, dash="dot"), customdata=[human_count(v) for v in approx],
+        fig.add_scatter(x=xs, y=list(curve.approx), mode="lines", name=f"{layers} layers: 12·L·d² + V·d",
+                        line=dict(color=color, dash="dot"), customdata=[human_count(v) for v in curve.approx],
                         hovertemplate="d_model %{x}: %{customdata} (shortcut)<extra></extra>")
     fig.update_layout(height=440, margin=dict(l=10, r=10, t=30, b=10))
     fig.update_xaxes(title_text="d_model (hidden size)")
@@ -104,17 +94,15 @@ def scaling_curves(cfg: ModelConfig, d_models: Sequence[int], layer_counts: Sequ
     return fig
 
 
-def _resized(cfg: ModelConfig, d_model: int, n_layer: int) -> ModelConfig | None:
-    heads = max(1, d_model // 64) if d_model >= 64 else 1
-    kv = heads if cfg.n_kv_head == cfg.n_head else max(1, heads // max(1, cfg.kv_groups))
-    while heads % kv:
-        kv -= 1
-    d_ff = round(cfg.d_ff / cfg.d_model * d_model)
-    try:
-        return cfg.replace(d_model=d_model, n_layer=n_layer, n_head=heads, n_kv_head=kv, d_head=d_model // heads,
-                           d_ff=max(1, d_ff))
-    except ValueError:
-        return None
+def _stacked_gb(fig: go.Figure, gpu_bytes: float | None, height: int, y_title: str, x_title: str) -> go.Figure:
+    """Stack the bars of a memory figure in GB, with the GPU's capacity as a dashed line."""
+    if gpu_bytes:  # the bars are in decimal GB, so the card's GiB are drawn at their decimal height
+        fig.add_hline(y=gpu_bytes / GB, line_dash="dash", line_color="#E45756",
+                      annotation_text=f"GPU memory {human_gpu_memory(gpu_bytes)}", annotation_position="top right")
+    fig.update_layout(barmode="stack", height=height, margin=dict(l=10, r=10, t=30, b=10))
+    fig.update_yaxes(title_text=y_title)
+    fig.update_xaxes(title_text=x_title)
+    return fig
 
 
 def memory_by_zero_stage(states: Sequence[ModelStates], activations: float, gpu_bytes: float | None = None
@@ -130,13 +118,7 @@ def memory_by_zero_stage(states: Sequence[ModelStates], activations: float, gpu_
                     + "</extra>")
     fig.add_bar(x=x, y=[activations / GB] * len(states), name="activations", marker_color="#B279A2",
                 hovertemplate="%{x}: %{y:.3g} GB<extra>activations</extra>")
-    if gpu_bytes:  # the bars are in decimal GB, so the card's GiB are drawn at their decimal height
-        fig.add_hline(y=gpu_bytes / GB, line_dash="dash", line_color="#E45756",
-                      annotation_text=f"GPU memory {human_gpu_memory(gpu_bytes)}", annotation_position="top right")
-    fig.update_layout(barmode="stack", height=400, margin=dict(l=10, r=10, t=30, b=10))
-    fig.update_yaxes(title_text="GB per GPU")
-    fig.update_xaxes(title_text="ZeRO stage (0 = plain data parallel)")
-    return fig
+    return _stacked_gb(fig, gpu_bytes, 400, "GB per GPU", "ZeRO stage (0 = plain data parallel)")
 
 
 def inference_memory_bars(weights: Mapping[str, float], kv_cache: float | None, gpu_bytes: float | None = None
@@ -149,23 +131,18 @@ def inference_memory_bars(weights: Mapping[str, float], kv_cache: float | None, 
     if kv_cache:
         fig.add_bar(x=names, y=[kv_cache / GB] * len(names), name="KV cache", marker_color="#F58518",
                     hovertemplate="KV cache: %{y:.3g} GB<extra></extra>")
-    if gpu_bytes:  # the bars are in decimal GB, so the card's GiB are drawn at their decimal height
-        fig.add_hline(y=gpu_bytes / GB, line_dash="dash", line_color="#E45756",
-                      annotation_text=f"GPU memory {human_gpu_memory(gpu_bytes)}", annotation_position="top right")
-    fig.update_layout(barmode="stack", height=380, margin=dict(l=10, r=10, t=30, b=10))
-    fig.update_yaxes(title_text="GB")
-    fig.update_xaxes(title_text="weight precision")
-    return fig
+    return _stacked_gb(fig, gpu_bytes, 380, "GB", "weight precision")
 
 
 def tokens_per_parameter(points: Mapping[str, tuple[float, float]], highlight: str | None = None) -> go.Figure:
-    """Training tokens against parameters for real models, with Chinchilla's 20 tokens per parameter as a line."""
+    """Training tokens against parameters for real models, with Chinchilla's tokens per parameter as a line."""
     names = list(points)
     params = [points[n][0] for n in names]
     tokens = [points[n][1] for n in names]
     lo, hi = min(params + [1e8]) / 2, max(params + [1e11]) * 2
     fig = go.Figure()
-    fig.add_scatter(x=[lo, hi], y=[20 * lo, 20 * hi], mode="lines", name="20 tokens per parameter (Chinchilla)",
+    k = CHINCHILLA_TOKENS_PER_PARAM
+    fig.add_scatter(x=[lo, hi], y=[k * lo, k * hi], mode="lines", name=f"{k} tokens per parameter (Chinchilla)",
                     line=dict(dash="dash", color="#888"), hoverinfo="skip")
     # Only the chosen model is labelled in place: a dozen GPT-3 sizes share 300B tokens and would overlap.
     fig.add_scatter(x=params, y=tokens, mode="markers+text", text=[n if n == highlight else "" for n in names],

@@ -84,7 +84,7 @@ def test_attention_lab_labels_at_8_heads(browser, app_url, width, height):
     context = browser.new_context(viewport={"width": width, "height": height})
     page = context.new_page()
     try:
-        open_lab(page, app_url, "attention_lab")
+        open_lab(page, app_url, "attention")
         box = page.locator('[data-testid="stTextInput"] input').first
         box.fill(SENTENCE)
         box.press("Enter")
@@ -110,7 +110,7 @@ def test_positional_lab_labels_every_position(browser, app_url, width, height):
     context = browser.new_context(viewport={"width": width, "height": height})
     page = context.new_page()
     try:
-        open_lab(page, app_url, "positional_lab")
+        open_lab(page, app_url, "positional")
         page.wait_for_timeout(1000)
         table = _figure(page, "PE table")
         similarity = _figure(page, "cos(PE(p), PE(p'))")
@@ -128,7 +128,7 @@ def test_masked_cells_read_as_masked_in_the_dark_theme(browser, app_url):
     context = browser.new_context(viewport={"width": 1366, "height": 768}, color_scheme="dark")
     page = context.new_page()
     try:
-        open_lab(page, app_url, "attention_lab")
+        open_lab(page, app_url, "attention")
         plot = page.locator(".js-plotly-plot").filter(has_text="scores + M").first
         plot.scroll_into_view_if_needed()
         page.wait_for_timeout(500)

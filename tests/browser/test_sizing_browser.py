@@ -31,7 +31,7 @@ def _drawn(page) -> None:
 
 
 def test_load_a_preset_and_read_the_total(page, app_url):
-    open_lab(page, app_url, "sizing_lab")
+    open_lab(page, app_url, "sizing")
     assert _total(page) == f"{REAL_MODELS['GPT-2 small'].total:,}"
     _pick(page, "Preset", "Llama-2-70B")
     expect(page.locator('[data-testid="stMetric"]').filter(has_text="Exact parameters").first) \
@@ -49,7 +49,7 @@ def test_load_a_preset_and_read_the_total(page, app_url):
 
 
 def test_bad_config_json_shows_a_message(page, app_url):
-    open_lab(page, app_url, "sizing_lab")
+    open_lab(page, app_url, "sizing")
     choice = page.locator('[data-testid="stRadio"]').get_by_text("Paste or upload config.json", exact=True)
     rerun(page, choice.click, again_if_lost=True)
     box = page.locator("textarea").first
