@@ -4,10 +4,10 @@ import streamlit as st
 from explorer import limits
 from explorer.labs import generation as lab
 from explorer.models.quantization import smollm2_weights
+from explorer.safe_text import escape_markdown
 from explorer.ui.common import chart, page_header, report_invalid
 from explorer.ui.generation import (MODEL_LABELS, decoding_controls, generation_queue, get_generator_model, lab_state,
                                     text_markdown, wait_for_turn)
-from explorer.safe_text import escape_markdown
 from explorer.ui.token_chips import token_chips
 from explorer.viz.generation import (attention_over_context, candidate_bars, entropy_line, quoted, speed_chart,
                                      timeline)
@@ -61,7 +61,7 @@ with st.expander("What the settings do, as formulas"):
 
 outcome = lab.run(pm, requested)
 if outcome.fallback:
-    fallback_slot.warning(outcome.fallback)
+    fallback_slot.warning(escape_markdown(outcome.fallback))
 with left:
     if outcome.result is not None:
         with st.expander(f"What the model reads: {len(outcome.result)} tokens "

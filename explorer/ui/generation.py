@@ -18,9 +18,9 @@ from ..generation import Generation
 from ..labs.generation import REAL_MODEL, CacheComparison, GenerationSettings
 from ..models import LoadedModel
 from ..models.tiny import TINY_DECODERS, TinyModel, load_tiny
+from ..safe_text import escape_markdown
 from ..sampling import MAX_NEW_TOKENS
 from .models import get_model
-from ..safe_text import escape_markdown
 
 MODEL_LABELS = {
     REAL_MODEL: "SmolLM2-135M-Instruct (trained weights, 4-bit release)",
