@@ -36,6 +36,16 @@ def positive_number(name: str, value: Any) -> float:
     return value
 
 
+def text_box(name: str, value: Any, max_chars: int) -> str:
+    """``value`` if it is a string a text box of ``max_chars`` characters could hold."""
+    if not isinstance(value, str):
+        raise ValueError(f"The {name} must be text (got {value!r}).")
+    if len(value) > max_chars:
+        raise ValueError(f"The {name} is {len(value):,} characters long; the box takes at most {max_chars:,}. "
+                         "Shorten it.")
+    return value
+
+
 def nearest_whole(value: Any, low: int, high: int, default: int) -> int:
     """The whole number from ``low`` to ``high`` nearest to ``value``, or ``default`` when it is not one (bools
     included): what a lab shows instead of a control it could not use."""

@@ -117,7 +117,9 @@ def test_a_padded_batch_leaves_the_toy_tokenization_alone():
     from explorer.models.pretrained import minilm_tokenizer
     from explorer.models.toy_tokens import tokenize
 
-    batch = minilm_tokenizer().batch(["one two three four five six seven", "one"], max_length=4)
+    with minilm_tokenizer().locked() as raw:  # a padded, truncated batch as a caller of the raw tokenizer makes one
+        batch = raw(["one two three four five six seven", "one"], padding=True, truncation=True, max_length=4,
+                    return_tensors="pt")
     assert tuple(batch["input_ids"].shape) == (2, 4)
     assert tokenize("one two three four five six seven").tokens == ("one", "two", "three", "four", "five", "six",
                                                                   "seven")
@@ -140,7 +142,8 @@ def test_toy_tokenization_is_safe_beside_batches_in_other_threads():
     def batches():
         try:
             for n in range(2, 52):
-                minilm_tokenizer().batch(["a b c d e f g h", "a"], max_length=n % 6 + 2)
+                with minilm_tokenizer().locked() as raw:
+                    raw(["a b c d e f g h", "a"], padding=True, truncation=True, max_length=n % 6 + 2)
         except Exception as err:  # noqa: BLE001 (reported below)
             errors.append(err)
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Sequence
 
 from .. import limits
-from ..checks import choice
+from ..checks import choice, text_box
 from ..generation import (FINISH_REASONS, Generation, Prompt, SpeedReport, Step, generate, prepare_prompt,
                           replay_speed, tokens_per_second)
 from ..models import LoadedModel
@@ -62,18 +62,20 @@ class GenerationSettings:
         choice("model", self.model, MODEL_CHOICES)
         choice("chat", self.chat, (True, False))
         choice("KV cache", self.use_cache, (True, False))
-        if not isinstance(self.prompt, str):
-            raise ValueError(f"The prompt must be text (got {self.prompt!r}).")
-        if len(self.prompt) > limits.GENERATION_PROMPT_MAX_CHARS:
-            raise ValueError(f"The prompt is {len(self.prompt):,} characters long; the box takes at most "
-                             f"{limits.GENERATION_PROMPT_MAX_CHARS:,}. Shorten it.")
-        sampling = self.sampling()
+        text_box("prompt", self.prompt, limits.GENERATION_PROMPT_MAX_CHARS)
+        self.sampling()
         if model is None:
             return
+        self.check_model(model)
+        self.check_run(read_prompt(model, self))
+
+    def check_model(self, model: LoadedModel) -> None:
         if model.name != self.model:
             raise ValueError(f"These settings are for {self.model}, not for {model.name}.")
-        prompt = read_prompt(model, self)
-        if not self.use_cache and (too_long := limits.no_cache_too_long(len(prompt), sampling.max_new_tokens)):
+
+    def check_run(self, prompt: Prompt) -> None:
+        """Without the KV cache, the whole run must stay within the tokens one run may read."""
+        if not self.use_cache and (too_long := limits.no_cache_too_long(len(prompt), self.max_new_tokens)):
             raise ValueError(too_long)
 
 
@@ -95,19 +97,17 @@ def run(model: LoadedModel, settings: GenerationSettings) -> Outcome[GenerationS
     if settings.chat is True and not model.supports_chat:
         settings = dataclasses.replace(settings, chat=False)
         fallback = f"{model.name} has no chat template (it was never fine-tuned to chat): using plain completion."
-    try:
-        settings.validate(model)
-    except ValueError as err:
-        return Outcome(settings, _prompt_if_readable(model, settings), str(err), fallback)
-    return Outcome(settings, read_prompt(model, settings), None, fallback)
-
-
-def _prompt_if_readable(model: LoadedModel, settings: GenerationSettings) -> Prompt | None:
-    try:
+    try:  # what validate(model) checks, with the prompt read once (every rerun of the page comes through here)
         settings.validate()
-        return read_prompt(model, settings)
-    except ValueError:
-        return None
+        settings.check_model(model)
+        prompt = read_prompt(model, settings)
+    except ValueError as err:
+        return Outcome(settings, None, str(err), fallback)
+    try:
+        settings.check_run(prompt)
+    except ValueError as err:
+        return Outcome(settings, prompt, str(err), fallback)
+    return Outcome(settings, prompt, None, fallback)
 
 
 def start_run(model: LoadedModel, outcome: Outcome[GenerationSettings, Prompt]) -> Generation:

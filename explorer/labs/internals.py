@@ -17,7 +17,7 @@ from typing import Callable
 
 import numpy as np
 
-from ..checks import choice, finite_number, nearest_whole
+from ..checks import choice, finite_number, nearest_whole, text_box
 from ..limits import INTERNALS_MAX_TOKENS as MAX_TOKENS  # every lab's caps live in explorer.limits
 from ..models import Encoded, LoadedModel
 from ..models.pretrained import MODEL_NAMES
@@ -83,11 +83,7 @@ class InternalsSettings:
 
 
 def _check_text(text) -> None:
-    if not isinstance(text, str):
-        raise ValueError(f"The text must be text (got {text!r}).")
-    if len(text) > TEXT_MAX_CHARS:
-        raise ValueError(f"The text is {len(text):,} characters long; the box takes at most {TEXT_MAX_CHARS:,}. "
-                         "Shorten it.")
+    text_box("text", text, TEXT_MAX_CHARS)
 
 
 def _check_threshold(min_weight) -> None:

@@ -12,7 +12,6 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
-import torch
 from tokenizers import Encoding
 
 from .token_labels import byte_label, gpt2_bytes, visible
@@ -52,14 +51,6 @@ class SafeTokenizer:
             backend.no_padding()
             backend.no_truncation()
             return backend.encode(text, add_special_tokens=False)
-
-    def batch(self, texts: Sequence[str], *, max_length: int | None = None) -> dict[str, torch.Tensor]:
-        """Several texts padded to one length: ``input_ids`` and ``attention_mask`` as (B, T) tensors (plus
-        ``token_type_ids`` for BERT)."""
-        with self._lock:
-            enc = self._tok(list(texts), padding=True, truncation=max_length is not None, max_length=max_length,
-                            return_tensors="pt")
-        return dict(enc)
 
     def chat_text(self, user: str, *, system: str | None = None, add_generation_prompt: bool = True) -> str:
         """The prompt as the model was fine-tuned to see it (SmolLM2's ChatML template)."""

@@ -12,6 +12,8 @@ from __future__ import annotations
 import zlib
 from dataclasses import dataclass
 
+import torch
+
 from ..limits import TOY_LAB_MAX_TOKENS as MAX_LAB_TOKENS  # every lab's caps live in explorer.limits
 from .pretrained import minilm_tokenizer
 
@@ -115,14 +117,12 @@ def tokenize_for_lab(text: str, max_tokens: int = MAX_LAB_TOKENS) -> LabInput:
                     f"Showing the course's example sentence “{DEFAULT_SENTENCE}” instead.")
 
 
-def token_vectors(toy_ids, d_model: int, seed: int):
+def token_vectors(toy_ids, d_model: int, seed: int) -> torch.Tensor:
     """(T, d_model) torch rows of a random N(0, 1) embedding table over the toy vocabulary, drawn on demand.
 
     Each row depends only on (seed, toy id): the same token gets the same vector in every sentence and every lab,
     and the 34k x 512 table never has to exist.
     """
-    import torch  # here, not at the top: tokenizing a sentence needs no torch
-
     rows = [torch.randn(d_model, generator=torch.Generator().manual_seed(seed * 1_000_003 + int(i)))
             for i in toy_ids]
     return torch.stack(rows)
