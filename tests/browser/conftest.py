@@ -162,6 +162,17 @@ def click_until(target, done: Callable[[], bool], timeout_ms: int = LOST_MS) -> 
     assert done(), f"three clicks on {target} did not have their effect"
 
 
+def enter_text(page: Page, box, text: str, key: str = "Control+Enter", timeout_ms: int = 60_000) -> None:
+    """Type ``text`` into a text box and commit it with ``key`` (Enter for a one-line input, Control+Enter for a text
+    area), waiting for the run it starts. The fill is redone with every retry: a commit that Chromium dropped may also
+    have lost the typed value, and a second key press on an already-committed value starts no run."""
+    def action() -> None:
+        box.fill("")
+        box.fill(text)
+        box.press(key)
+    rerun(page, action, timeout_ms, again_if_lost=True)
+
+
 def assert_no_exception(page: Page) -> None:
     errors = page.locator('[data-testid="stException"]')
     if errors.count():
@@ -177,4 +188,4 @@ def open_lab(page: Page, app_url: str, name: str) -> None:
     wait_for_app(page)
 
 
-__all__ = ["wait_for_app", "rerun", "click_until", "assert_no_exception", "open_lab", "expect"]
+__all__ = ["wait_for_app", "rerun", "enter_text", "click_until", "assert_no_exception", "open_lab", "expect"]

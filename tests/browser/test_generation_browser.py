@@ -6,7 +6,7 @@ import pytest
 
 from tests.greedy import COUNTING_ANSWER, COUNTING_PROMPT
 
-from .conftest import expect, rerun, runs_started, wait_for_app
+from .conftest import enter_text, expect, rerun, runs_started, wait_for_app
 
 pytestmark = pytest.mark.browser
 
@@ -46,8 +46,7 @@ def test_stop_button_stops_mid_stream(page, app_url):
     _radio(page, "Plain completion")
     _radio(page, "Greedy")
     prompt = page.get_by_role("textbox", name="Prompt")
-    prompt.fill(COUNTING_PROMPT)
-    rerun(page, lambda: prompt.press("Control+Enter"), SLOW, again_if_lost=True)
+    enter_text(page, prompt, COUNTING_PROMPT, timeout_ms=SLOW)
     slider = page.get_by_role("slider", name="Max new tokens")
     slider.focus()
     rerun(page, lambda: slider.press("End"), SLOW, again_if_lost=True)
@@ -73,8 +72,7 @@ def test_stop_button_stops_mid_stream(page, app_url):
 def test_step_mode_adds_one_token_per_click(page, app_url):
     open_lab(page, app_url)
     _radio(page, "Plain completion")
-    page.get_by_role("textbox", name="Prompt").fill("今天天气")
-    rerun(page, lambda: page.get_by_role("textbox", name="Prompt").press("Control+Enter"), SLOW, again_if_lost=True)
+    enter_text(page, page.get_by_role("textbox", name="Prompt"), "今天天气", timeout_ms=SLOW)
     for n in (1, 2, 3):
         rerun(page, page.get_by_role("button", name="Next token").click, SLOW)
         expect(page.get_by_text(f"Paused after {n} tokens")).to_be_visible()

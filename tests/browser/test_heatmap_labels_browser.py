@@ -3,7 +3,7 @@ attention lab at 8 heads and in the positional lab, no tick label overlaps anoth
 or the colour bar, and every row keeps its label."""
 import pytest
 
-from .conftest import ARTIFACTS, open_lab, wait_for_app
+from .conftest import ARTIFACTS, enter_text, open_lab, wait_for_app
 
 pytestmark = pytest.mark.browser
 
@@ -86,9 +86,7 @@ def test_attention_lab_labels_at_8_heads(browser, app_url, width, height):
     try:
         open_lab(page, app_url, "attention")
         box = page.locator('[data-testid="stTextInput"] input').first
-        box.fill(SENTENCE)
-        box.press("Enter")
-        wait_for_app(page)
+        enter_text(page, box, SENTENCE, "Enter")
         _set_heads(page, 8)
         page.wait_for_timeout(1500)
         grid = _figure(page, "Attention weights of all 8 heads")

@@ -3,7 +3,7 @@ import pytest
 
 from explorer.presets import REAL_MODELS
 
-from .conftest import ARTIFACTS, click_until, expect, open_lab, rerun
+from .conftest import ARTIFACTS, click_until, enter_text, expect, open_lab, rerun
 
 pytestmark = pytest.mark.browser
 
@@ -54,6 +54,5 @@ def test_bad_config_json_shows_a_message(page, app_url):
     rerun(page, choice.click, again_if_lost=True)
     box = page.locator("textarea").first
     expect(box).to_be_visible()
-    box.fill('{"model_type": "t5"}')
-    rerun(page, lambda: box.press("Control+Enter"), again_if_lost=True)
+    enter_text(page, box, '{"model_type": "t5"}')
     expect(page.locator('[data-testid="stAlert"]').filter(has_text="not supported").first).to_be_visible()

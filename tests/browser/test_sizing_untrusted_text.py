@@ -6,7 +6,7 @@ import pytest
 
 from explorer.presets import REAL_MODELS
 
-from .conftest import assert_no_exception, expect, open_lab, wait_for_app
+from .conftest import assert_no_exception, enter_text, expect, open_lab, wait_for_app
 
 pytestmark = pytest.mark.browser
 
@@ -29,9 +29,7 @@ def test_markdown_and_html_in_a_pasted_config_are_shown_as_typed(page, app_url):
     _paste_mode(page, app_url, requested)
     value = f"![x](http://{TRAP}/md-img.png) **bold** <img src=http://{TRAP}/tag.png>"
     box = page.locator("textarea").first
-    box.fill(json.dumps(dict(REAL_MODELS["GPT-2 small"].hf, activation_function=value)))
-    box.press("Control+Enter")
-    wait_for_app(page)
+    enter_text(page, box, json.dumps(dict(REAL_MODELS["GPT-2 small"].hf, activation_function=value)))
     alert = page.locator('[data-testid="stAlert"]').filter(has_text="activation_function").first
     expect(alert).to_be_visible()
     shown = alert.inner_text().replace("\u2060", "")
