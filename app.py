@@ -10,7 +10,9 @@ import streamlit as st
 
 from explorer.device import configure_process
 from explorer.ui.common import show_device
+from explorer.ui.i18n import tr
 from explorer.ui.nav import LABS
+from explorer.ui.shell import app_controls
 
 # A file, not ":material/hub:": Streamlit fetches a material favicon from fonts.gstatic.com, and a classroom
 # server may have no internet (tests/browser/test_offline_requests.py).
@@ -20,9 +22,10 @@ configure_process()  # threads and allocator, once per server process (a no-op o
 
 st.set_page_config(page_title="Transformer Explorer", page_icon=str(FAVICON), layout="wide")
 
-home = st.Page("labs/home.py", title="Home", icon=":material/home:", default=True)
-labs = [st.Page(lab.path, title=lab.title, icon=lab.icon, url_path=lab.url_path) for lab in LABS]
-page = st.navigation({"Transformer Explorer": [home], "Labs": labs})
+app_controls()  # the language first: the menu below is written in it
+home = st.Page("labs/home.py", title=tr("nav.home"), icon=":material/home:", default=True)
+labs = [st.Page(lab.path, title=tr(f"nav.{lab.url_path}.title"), icon=lab.icon, url_path=lab.url_path) for lab in LABS]
+page = st.navigation({tr("nav.app_title"): [home], tr("nav.labs"): labs})
 
 with st.sidebar:
     show_device()

@@ -1,16 +1,20 @@
 """The checks every lab and the core run on what a student typed, in one place: each raises ValueError with a
-sentence that names the control and quotes the value, so a page can show it as it is."""
+sentence (an explorer.i18n.Msg: English as a string, any language on a page) that names the control and quotes the
+value. ``name`` is a symbol (d_model) or a Msg naming the control in words."""
 from __future__ import annotations
 
 import math
 from typing import Any, Iterable
 
+from .i18n import Msg
+
 
 def whole_number(name: str, value: Any, low: int, high: int | None = None) -> int:
     """``value`` if it is an int from ``low`` to ``high`` (no upper bound when None); bools are not numbers here."""
     if isinstance(value, bool) or not isinstance(value, int) or value < low or (high is not None and value > high):
-        span = f"from {low} to {high}" if high is not None else f"of at least {low}"
-        raise ValueError(f"{name} must be a whole number {span} (got {value!r}).")
+        if high is None:
+            raise ValueError(Msg("checks.whole_at_least", name=name, low=low, got=repr(value)))
+        raise ValueError(Msg("checks.whole_between", name=name, low=low, high=high, got=repr(value)))
     return value
 
 
@@ -18,31 +22,30 @@ def choice(name: str, value: Any, choices: Iterable[Any]) -> Any:
     """``value`` if it is one of ``choices``."""
     choices = tuple(choices)
     if value not in choices:
-        raise ValueError(f"{name} must be one of {', '.join(map(str, choices))} (got {value!r}).")
+        raise ValueError(Msg("checks.one_of", name=name, choices=", ".join(map(str, choices)), got=repr(value)))
     return value
 
 
 def finite_number(name: str, value: Any) -> float:
     """``value`` if it is a finite int or float."""
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise ValueError(f"{name} must be a number (got {value!r}).")
+        raise ValueError(Msg("checks.number", name=name, got=repr(value)))
     return value
 
 
 def positive_number(name: str, value: Any) -> float:
     """``value`` if it is a finite number above 0."""
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
-        raise ValueError(f"{name} must be a positive number (got {value!r}).")
+        raise ValueError(Msg("checks.positive", name=name, got=repr(value)))
     return value
 
 
 def text_box(name: str, value: Any, max_chars: int) -> str:
     """``value`` if it is a string a text box of ``max_chars`` characters could hold."""
     if not isinstance(value, str):
-        raise ValueError(f"The {name} must be text (got {value!r}).")
+        raise ValueError(Msg("checks.text", name=name, got=repr(value)))
     if len(value) > max_chars:
-        raise ValueError(f"The {name} is {len(value):,} characters long; the box takes at most {max_chars:,}. "
-                         "Shorten it.")
+        raise ValueError(Msg("checks.text_too_long", name=name, length=len(value), max_chars=max_chars))
     return value
 
 

@@ -7,33 +7,37 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..i18n import t
+
 
 @dataclass(frozen=True)
 class Lab:
     path: str  # relative to the repository root
-    title: str
     icon: str
-    blurb: str  # one line for the home page
-    section: str  # the section of the course notes it makes interactive
-    url_path: str  # what the browser's address bar shows: /attention, /sizing, ...
+    url_path: str  # what the browser's address bar shows: /attention, /sizing, ...; also its catalog section
+
+    def text(self, lang: str, part: str) -> str:
+        """``part`` ('title', 'blurb': one line for the home page, 'section': the course notes it makes
+        interactive) in ``lang``."""
+        return t(lang, f"nav.{self.url_path}.{part}")
+
+    @property
+    def title(self) -> str:
+        return self.text("en", "title")
+
+    @property
+    def blurb(self) -> str:
+        return self.text("en", "blurb")
+
+    @property
+    def section(self) -> str:
+        return self.text("en", "section")
 
 
 LABS: list[Lab] = [
-    Lab("labs/attention.py", "Attention lab", ":material/grid_on:",
-        "Type a sentence and follow it through Q, K, V, the scores, the mask and the softmax, head by head.",
-        "Attention 机制 · Multi-Head Attention · Mask", "attention"),
-    Lab("labs/positional.py", "Positional encoding lab", ":material/waves:",
-        "Sinusoidal, learned, RoPE and ALiBi side by side, and why a bidirectional layer needs positions at all.",
-        "Positional Encoding", "positional"),
-    Lab("labs/sizing.py", "Model sizing lab", ":material/calculate:",
-        "Exact parameter counts, memory and compute for GPT, BERT and LLaMA, and the course's table checked.",
-        "GPT 系列模型的发展 · 模型规模", "sizing"),
-    Lab("labs/internals.py", "Model internals lab", ":material/neurology:",
-        "Trained weights (MiniLM; SmolLM2 from its 4-bit release): every layer's attention, head ablation, the "
-        "logit lens.",
-        "Decoder Only · Encoder", "internals"),
-    Lab("labs/generation.py", "Generation lab", ":material/edit_note:",
-        "Watch SmolLM2 (4-bit release, run in float32) write one token at a time: candidates, probabilities, "
-        "sampling settings, KV cache.",
-        "预训练任务——CLM · 推理", "generation"),
+    Lab("labs/attention.py", ":material/grid_on:", "attention"),
+    Lab("labs/positional.py", ":material/waves:", "positional"),
+    Lab("labs/sizing.py", ":material/calculate:", "sizing"),
+    Lab("labs/internals.py", ":material/neurology:", "internals"),
+    Lab("labs/generation.py", ":material/edit_note:", "generation"),
 ]

@@ -1,0 +1,180 @@
+"""A link for every view: each lab's controls live in the address bar under their settings' own names
+(``?n_head=8&mask=sliding_window&window=3``), so a teacher can send a view and a student open exactly it.
+
+Why not Streamlit's ``bind="query-params"``: it writes a choice as the label the student sees, so a link made in
+Chinese (``mask=滑动窗口``) would not open in English, and it silently drops a bad value where a student should be
+told. Here the URL carries the settings' values, the same in every language, and a bad one gets a sentence.
+
+The rules, per lab:
+- a link, a reload, Back or Forward (an address this session did not write): the address wins;
+- coming back through the menu (an address without this lab's settings): the lab's last view in this session;
+- a control moved: the widget wins, and ``publish`` writes the address (a value at its default is left out).
+Widget keys are ``<lab>.<name>``: two labs both have ``n_head``, with different ranges, and a page's first run
+still sees the widgets of the page before it.
+"""
+from __future__ import annotations
+
+import math
+import urllib.parse
+from dataclasses import dataclass
+from typing import Any, Callable, Iterable
+
+import streamlit as st
+
+from ..i18n import Msg
+from .i18n import say, tr
+
+VIEWS_KEY = "_views"  # session_state: lab -> {name: text} as last written to the address
+
+
+@dataclass(frozen=True)
+class Control:
+    """One setting kept in the address: ``parse`` turns the address's text into a value or raises ValueError."""
+
+    name: str
+    default: Any
+    parse: Callable[[str], Any]
+    show: Callable[[Any], str] = str
+
+
+def whole(low: int, high: int) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        value = int(text.strip())
+        if not low <= value <= high:
+            raise ValueError(text)
+        return value
+    return parse
+
+
+def number(low: float, high: float) -> Callable[[str], float]:
+    def parse(text: str) -> float:
+        value = float(text.strip())
+        if not math.isfinite(value) or not low <= value <= high:
+            raise ValueError(text)
+        return value
+    return parse
+
+
+def one_of(choices: Iterable[Any]) -> Callable[[str], Any]:
+    by_text = {str(c): c for c in choices}
+
+    def parse(text: str) -> Any:
+        if text not in by_text:
+            raise ValueError(text)
+        return by_text[text]
+    return parse
+
+
+def flag(text: str) -> bool:
+    if text.strip().lower() in ("1", "true", "on", "yes"):
+        return True
+    if text.strip().lower() in ("0", "false", "off", "no"):
+        return False
+    raise ValueError(text)
+
+
+def show_flag(value: bool) -> str:
+    return "1" if value else "0"
+
+
+def text(max_chars: int) -> Callable[[str], str]:
+    def parse(value: str) -> str:
+        if len(value) > max_chars:
+            raise ValueError(value[:40])
+        return value
+    return parse
+
+
+class LabView:
+    """The controls of one lab (or of the whole app: ``lang``, ``present``) and their place in the address."""
+
+    def __init__(self, lab: str, controls: Iterable[Control]):
+        self.lab = lab
+        self.controls = {c.name: c for c in controls}
+
+    def key(self, name: str) -> str:
+        """The widget key of control ``name``: give it to the widget, and give the widget no value of its own."""
+        return f"{self.lab}.{name}"
+
+    def value(self, name: str) -> Any:
+        return st.session_state[self.key(name)]
+
+    def open(self) -> list[Msg]:
+        """Before the lab's widgets: put each control's value in its widget's state, from the address or the lab's
+        last view, and return a sentence for every value of the address that could not be used."""
+        views = st.session_state.setdefault(VIEWS_KEY, {})
+        address = {name: st.query_params[name] for name in self.controls if name in st.query_params}
+        saved = views.get(self.lab)
+        from_address = saved is None or (address and address != saved)
+        source = address if from_address else saved
+        problems = []
+        for name, control in self.controls.items():
+            key = self.key(name)
+            if not from_address and key in st.session_state:
+                continue
+            value = control.default
+            if name in source:
+                try:
+                    value = control.parse(source[name])
+                except (ValueError, TypeError):
+                    default = Msg("url.browser_default") if control.default is None else control.show(control.default)
+                    problems.append(Msg("url.bad_value", name=name, value=source[name][:60], default=default))
+            st.session_state[key] = value
+        return problems
+
+    def keep_valid(self, name: str, valid: Callable[[Any], bool], fallback: Any) -> None:
+        """For a control whose choices depend on another (n_kv_head on n_head): before its widget, replace a value
+        that is no longer possible, which a widget would otherwise refuse with an exception."""
+        key = self.key(name)
+        if key not in st.session_state or not valid(st.session_state[key]):
+            st.session_state[key] = fallback
+
+    def texts(self) -> dict[str, str]:
+        """The address's text of every control not at its default."""
+        out = {}
+        for name, control in self.controls.items():
+            value = st.session_state.get(self.key(name), control.default)
+            if value != control.default:
+                out[name] = control.show(value)
+        return out
+
+    def publish(self) -> None:
+        """After the lab's widgets: write the view into the address and remember it for the way back."""
+        written = self.texts()
+        for name in self.controls:
+            if name in written:
+                if st.query_params.get(name) != written[name]:
+                    st.query_params[name] = written[name]
+            elif name in st.query_params:
+                del st.query_params[name]
+        st.session_state.setdefault(VIEWS_KEY, {})[self.lab] = written
+
+    def reset(self) -> None:
+        """Back to the defaults: for a button's on_click (it runs before the rerun that draws the defaults)."""
+        for name, control in self.controls.items():
+            st.session_state[self.key(name)] = control.default
+            if name in st.query_params:
+                del st.query_params[name]
+        st.session_state.setdefault(VIEWS_KEY, {})[self.lab] = {}
+
+
+def view_link() -> str:
+    """The address of what this session shows now, to paste anywhere: the page and every setting in it."""
+    query = urllib.parse.urlencode({name: st.query_params[name] for name in st.query_params})
+    base = st.context.url or ""
+    return f"{base}?{query}" if query else base
+
+
+def show_problems(problems: Iterable[Msg]) -> None:
+    for problem in problems:
+        st.warning(say(problem))
+
+
+def link_and_reset(view: LabView) -> None:
+    """The "copy link to this view" and "reset this lab" pair, in the sidebar."""
+    link, reset = st.columns(2)
+    with link.popover(tr("common.copy_link"), icon=":material/link:", width="stretch"):
+        st.caption(tr("common.copy_link_help"))
+        st.code(view_link(), language=None, wrap_lines=True)
+    reset.button(tr("common.reset_lab"), icon=":material/restart_alt:", on_click=view.reset, key=view.key("_reset"),
+                 width="stretch")
