@@ -13,6 +13,7 @@ from explorer.ui.common import show_device
 from explorer.ui.i18n import tr
 from explorer.ui.nav import LABS
 from explorer.ui.shell import app_controls
+from explorer.ui.url_state import write_address
 
 # A file, not ":material/hub:": Streamlit fetches a material favicon from fonts.gstatic.com, and a classroom
 # server may have no internet (tests/browser/test_offline_requests.py).
@@ -30,4 +31,7 @@ page = st.navigation({tr("nav.app_title"): [home], tr("nav.labs"): labs})
 with st.sidebar:
     show_device()
 
-page.run()
+try:
+    page.run()
+finally:  # also after st.stop(): the language and presenter mode with the page's view, in one write
+    write_address()

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .checks import choice, whole_number
+from .i18n import Msg
 
 ARCHS = ("decoder", "encoder", "encoder-decoder")
 ACTIVATIONS = ("relu", "gelu", "gelu_tanh", "swiglu")
@@ -70,21 +71,12 @@ class ModelConfig:
             fill("n_kv_head", self.n_head)
         whole_number("n_kv_head", self.n_kv_head, 1)
         if self.n_kv_head > self.n_head:
-            raise ValueError(
-                f"n_kv_head ({self.n_kv_head}) cannot be larger than n_head ({self.n_head}): "
-                "several query heads may share one key/value head, not the other way round."
-            )
+            raise ValueError(Msg("config.kv_above_heads", n_kv_head=self.n_kv_head, n_head=self.n_head))
         if self.n_head % self.n_kv_head:
-            raise ValueError(
-                f"n_head ({self.n_head}) must be divisible by n_kv_head ({self.n_kv_head}) so that every "
-                "key/value head serves the same number of query heads."
-            )
+            raise ValueError(Msg("config.kv_divides_heads", n_head=self.n_head, n_kv_head=self.n_kv_head))
         if self.d_head is None:
             if self.d_model % self.n_head:
-                raise ValueError(
-                    f"d_model ({self.d_model}) must be divisible by n_head ({self.n_head}): each head gets "
-                    "d_model / n_head dimensions."
-                )
+                raise ValueError(Msg("config.heads_divide_d_model", d_model=self.d_model, n_head=self.n_head))
             fill("d_head", self.d_model // self.n_head)
         whole_number("d_head", self.d_head, 1)
         if self.d_ff is None:
@@ -93,26 +85,21 @@ class ModelConfig:
         if self.qkv_bias is None:
             fill("qkv_bias", self.bias)
         if self.positional == "rope" and self.d_head % 2:
-            raise ValueError(
-                f"RoPE rotates pairs of dimensions, so d_head ({self.d_head}) must be even."
-            )
+            raise ValueError(Msg("config.rope_even", d_head=self.d_head))
         if not (isinstance(self.rope_theta, (int, float)) and math.isfinite(self.rope_theta) and self.rope_theta > 1):
-            raise ValueError(f"rope_theta ({self.rope_theta}) must be a number larger than 1.")
+            raise ValueError(Msg("config.rope_theta", theta=self.rope_theta))
         if self.mask == "sliding_window":
             if self.window is None:
-                raise ValueError("A sliding-window mask needs a window size (window).")
+                raise ValueError(Msg("config.window_needed"))
             whole_number("window", self.window, 1)
         whole_number("prefix_len", self.prefix_len, 0)
         whole_number("type_vocab_size", self.type_vocab_size, 0)
         if not (isinstance(self.norm_eps, (int, float)) and 0 < self.norm_eps < 1):
-            raise ValueError(f"norm_eps ({self.norm_eps}) must be a small positive number.")
+            raise ValueError(Msg("config.norm_eps", eps=self.norm_eps))
         if not (isinstance(self.dropout, (int, float)) and 0 <= self.dropout < 1):
-            raise ValueError(f"dropout ({self.dropout}) must be at least 0 and below 1.")
+            raise ValueError(Msg("config.dropout", dropout=self.dropout))
         if self.arch == "encoder-decoder" and self.mask != "causal":
-            raise ValueError(
-                "In an encoder-decoder the decoder's self-attention must be causal (mask='causal'); "
-                "the encoder always sees the whole source."
-            )
+            raise ValueError(Msg("config.encoder_decoder_causal"))
 
     @property
     def kv_groups(self) -> int:

@@ -10,11 +10,13 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from .i18n import Msg
 from .presets import REAL_MODELS, RealModel, bert_with_pretraining_heads, norm_placements
 from .sizing import approx_params, human_count
 
-OK, ROUNDED, WRONG, INFO = "correct", "loosely rounded", "mistake", "not a size"
-MISLABELLED = "right number, wrong header"
+# Verdict ids; the page names them from the catalog (sizing.verdict.<id>).
+OK, ROUNDED, WRONG, INFO = "ok", "rounded", "wrong", "info"
+MISLABELLED = "mislabelled"
 
 
 @dataclass(frozen=True)
@@ -23,7 +25,7 @@ class CellCheck:
     notes_value: str
     exact: str
     verdict: str  # OK, ROUNDED, WRONG, MISLABELLED or INFO
-    why: str
+    why: str  # a Msg
 
 
 @dataclass(frozen=True)
@@ -35,19 +37,17 @@ class RowCheck:
 
 @dataclass(frozen=True)
 class CourseTable:
-    title: str
-    section: str
+    title: str  # a Msg
+    section: str  # the notes' heading, verbatim
     columns: tuple[str, ...]
     notes_rows: tuple[tuple[str, ...], ...]  # exactly as printed in the notes
     checks: tuple[RowCheck, ...]
-    remarks: tuple[str, ...]  # mistakes in the text around the table that change a count
+    remarks: tuple[str, ...]  # Msgs: mistakes in the text around the table that change a count
 
 
 # What each dimension column claims to hold: a ModelConfig field and how to name it.
-_FIELD_NAMES = {"n_layer": "the number of layers", "d_model": "d_model (the hidden size)",
-                "n_head": "the number of heads", "d_head": "d_head (one head's width)",
-                "d_ff": "d_ff (the FFN's inner width)",
-                "qk_width": "the total query/key width n_h·d_h (the notes' dim_k)"}
+_FIELD_NAMES = {name: Msg(f"sizing.course.field.{name}")
+                for name in ("n_layer", "d_model", "n_head", "d_head", "d_ff", "qk_width")}
 
 
 def _field(cfg, name: str) -> int:
@@ -60,19 +60,20 @@ def _dim_check(column: str, claimed_field: str, notes_value: str, model: RealMod
     value = int(notes_value)
     exact = _field(cfg, claimed_field)
     if value == exact:
-        why = f"{_FIELD_NAMES[claimed_field]} = {exact}."
+        why = Msg("sizing.course.dim_ok", field=_FIELD_NAMES[claimed_field], exact=exact)
         if claimed_field == "qk_width":
-            why = (f"{_FIELD_NAMES[claimed_field]} = {cfg.n_head} x {cfg.d_head} = {exact}, which equals d_model "
-                   f"here. One head alone is d_head = {cfg.d_head} wide.")
+            why = Msg("sizing.course.qk_width_ok", field=_FIELD_NAMES[claimed_field], n_head=cfg.n_head,
+                      d_head=cfg.d_head, exact=exact)
         return CellCheck(column, notes_value, str(exact), OK, why)
     holds = [f for f in ("d_model", "d_ff", "n_layer", "n_head", "d_head") if getattr(cfg, f) == value]
     if holds:
         what = _FIELD_NAMES[holds[0]]
         extra = f" = {cfg.d_ff // cfg.d_model} x d_model" if holds[0] == "d_ff" and cfg.d_ff % cfg.d_model == 0 else ""
-        why = (f"The column is labelled as {_FIELD_NAMES[claimed_field]}, which is {exact}; the number {value} is "
-               f"{what}{extra}.")
+        why = Msg("sizing.course.dim_other", field=_FIELD_NAMES[claimed_field], exact=exact, value=value, what=what,
+                  extra=extra)
     else:
-        why = f"{_FIELD_NAMES[claimed_field]} is {exact}; {value} matches no dimension of {model.key}."
+        why = Msg("sizing.course.dim_none", field=_FIELD_NAMES[claimed_field], exact=exact, value=value,
+                  model=model.key)
     return CellCheck(column, notes_value, str(exact), WRONG, why)
 
 
@@ -83,7 +84,7 @@ def parse_size(text: str) -> tuple[float, int]:
     """'0.12B' -> (1.2e8, 2 decimals shown). The number of decimals is the precision the notes claim."""
     m = re.fullmatch(r"\s*([0-9]+(?:\.([0-9]+))?)\s*([KMBT])\s*", text)
     if not m:
-        raise ValueError(f"Cannot read {text!r} as a size like 0.12B or 340M.")
+        raise ValueError(Msg("sizing.course.bad_size", text=repr(text)))
     return float(m.group(1)) * _UNITS[m.group(3)], len(m.group(2) or "")
 
 
@@ -95,11 +96,12 @@ def _count_check(column: str, notes_value: str, model: RealModel) -> CellCheck:
     exact_text = f"{exact:,} ({human_count(exact)})"
     if abs(shown - claimed / unit) < 1e-9:
         return CellCheck(column, notes_value, exact_text, OK,
-                         f"{human_count(exact)} rounds to {notes_value}. {model.why}")
+                         Msg("sizing.course.count_ok", exact=human_count(exact), notes=notes_value, why=model.why))
     off = 100 * (claimed - exact) / exact
+    suffix = notes_value.strip()[-1]
     return CellCheck(column, notes_value, exact_text, ROUNDED,
-                     f"{exact / unit:.{decimals + 2}f}{notes_value.strip()[-1]} rounds to "
-                     f"{shown:.{decimals}f}{notes_value.strip()[-1]}, not {notes_value} ({off:+.1f}%). {model.why}")
+                     Msg("sizing.course.count_rounded", exact=f"{exact / unit:.{decimals + 2}f}{suffix}",
+                         shown=f"{shown:.{decimals}f}{suffix}", notes=notes_value, off=off, why=model.why))
 
 
 def _info(column: str, notes_value: str, why: str) -> CellCheck:
@@ -113,8 +115,8 @@ def _header_check(column: str, notes_value: str, model: RealModel) -> CellCheck:
     if value != cfg.d_ff:
         return _dim_check(column, "d_model", notes_value, model)
     return CellCheck(column, notes_value, "d_ff", MISLABELLED,
-                     f"The number is right, the header is not: {value} is d_ff, the FFN's inner width "
-                     f"({cfg.d_ff // cfg.d_model} x d_model), while hidden_size means d_model = {cfg.d_model}.")
+                     Msg("sizing.course.header_wrong", value=value, ratio=cfg.d_ff // cfg.d_model,
+                         d_model=cfg.d_model))
 
 
 def _gpt_table() -> CourseTable:
@@ -123,10 +125,8 @@ def _gpt_table() -> CourseTable:
             ("GPT-2", "48", "6400", "25", "1600", "1.5B", "40GB"),
             ("GPT-3", "96", "49152", "96", "12288", "175B", "570GB"))
     presets = {"GPT-1": "GPT-1", "GPT-2": "GPT-2 XL", "GPT-3": "GPT-3 175B"}
-    corpus = {"GPT-1": "BooksCorpus (about 7,000 books); not a model size, so not checked here.",
-              "GPT-2": "WebText, 40GB of text; not a model size.",
-              "GPT-3": "570GB is the filtered Common Crawl alone; GPT-3 trained on 300B tokens drawn from a mix "
-                       "of five corpora (Brown et al. 2020, Table 2.2)."}
+    corpus = {"GPT-1": Msg("sizing.course.corpus.gpt1"), "GPT-2": Msg("sizing.course.corpus.gpt2"),
+              "GPT-3": Msg("sizing.course.corpus.gpt3")}
     checks = []
     for row in rows:
         m = REAL_MODELS[presets[row[0]]]
@@ -136,21 +136,14 @@ def _gpt_table() -> CourseTable:
         checks.append(RowCheck(row[0], m.key, cells))
     gpt1, gpt2, gpt3 = (REAL_MODELS[k] for k in ("GPT-1", "GPT-2 XL", "GPT-3 175B"))
     remarks = (
-        "The Hidden_size header is wrong, not its numbers: they are d_ff, the FFN's inner width (4 x d_model). "
-        "hidden_size (config.json's name for d_model) is the 注意力维度 column: "
-        f"{gpt1.cfg.d_model}, {gpt2.cfg.d_model} and {gpt3.cfg.d_model}. That column is right as the notes' "
-        "MultiHeadSelfAttention defines it (dim_k, the query/key width of all heads together); one head is "
-        f"d_head = {gpt1.cfg.d_head}, {gpt2.cfg.d_head} and {gpt3.cfg.d_head} wide.",
-        "The text says GPT keeps the Transformer's sinusoidal position encoding. GPT-1 already used learned "
-        "position embeddings (Radford et al. 2018, Section 4.1), which are parameters: "
-        f"{gpt1.breakdown.position_embedding:,} in GPT-1, {gpt2.breakdown.position_embedding:,} in GPT-2 XL and "
-        f"{gpt3.breakdown.position_embedding:,} in GPT-3.",
-        "The text says GPT moved LayerNorm in front of attention. That was GPT-2 (Radford et al. 2019, Section "
-        "2.3), which also added a final LayerNorm; GPT-1 is post-norm like the original Transformer.",
-        "The text says BERT uses a trainable fully-connected layer for positions: it is a learned embedding table "
-        "(one row per position, 512 x d_model), looked up, not multiplied.",
+        Msg("sizing.course.remark.hidden_size", d1=gpt1.cfg.d_model, d2=gpt2.cfg.d_model, d3=gpt3.cfg.d_model,
+            h1=gpt1.cfg.d_head, h2=gpt2.cfg.d_head, h3=gpt3.cfg.d_head),
+        Msg("sizing.course.remark.learned_positions", p1=gpt1.breakdown.position_embedding,
+            p2=gpt2.breakdown.position_embedding, p3=gpt3.breakdown.position_embedding),
+        Msg("sizing.course.remark.pre_norm"),
+        Msg("sizing.course.remark.bert_positions"),
     )
-    return CourseTable("GPT-1 to GPT-3", "GPT 系列模型的发展", columns, rows, tuple(checks), remarks)
+    return CourseTable(Msg("sizing.course.gpt_title"), "GPT 系列模型的发展", columns, rows, tuple(checks), remarks)
 
 
 def _bert_llama_table() -> CourseTable:
@@ -162,13 +155,9 @@ def _bert_llama_table() -> CourseTable:
             ("LLaMA-7B", "32", "4096", "32", "7B", "1T"),
             ("GPT-3", "96", "12288", "96", "175B", "300B"))
     presets = {"GPT-3": "GPT-3 175B"}
-    data = {"BERT-base": "3.3B words (BooksCorpus 0.8B + English Wikipedia 2.5B): words, not tokens as the text "
-                         "says.",
-            "BERT-large": "Same corpus as BERT-base: 3.3B words.",
-            "Qwen-1.8B": "2.2T tokens (Qwen Technical Report); not a model size.",
-            "LLaMA-7B": "1.0T tokens (Touvron et al. 2023a); the 33B and 65B models saw 1.4T.",
-            "GPT-3": "300B tokens (Brown et al. 2020, Table 2.2), drawn from the 570GB of filtered Common Crawl "
-                     "and four other corpora."}
+    data = {"BERT-base": Msg("sizing.course.data.bert_base"), "BERT-large": Msg("sizing.course.data.bert_large"),
+            "Qwen-1.8B": Msg("sizing.course.data.qwen"), "LLaMA-7B": Msg("sizing.course.data.llama"),
+            "GPT-3": Msg("sizing.course.data.gpt3")}
     checks = []
     for row in rows:
         m = REAL_MODELS[presets.get(row[0], row[0])]
@@ -176,23 +165,20 @@ def _bert_llama_table() -> CourseTable:
                  _dim_check(columns[3], "n_head", row[3], m), _count_check(columns[4], row[4], m),
                  _info(columns[5], row[5], data[row[0]]))
         checks.append(RowCheck(row[0], m.key, cells))
+    heads = {k: human_count(bert_with_pretraining_heads(REAL_MODELS[k].hf) - REAL_MODELS[k].total)
+             for k in ("BERT-base", "BERT-large")}
     remarks = tuple(_missing_columns_remark(REAL_MODELS[k]) for k in ("Qwen-1.8B", "LLaMA-7B")) + (
-        "BERT counts include the pooler (as released); the pre-training heads (MLM and NSP) add "
-        + " and ".join(f"{human_count(bert_with_pretraining_heads(REAL_MODELS[k].hf) - REAL_MODELS[k].total)} to "
-                       f"{k}" for k in ("BERT-base", "BERT-large")) + ".",
+        Msg("sizing.course.remark.bert_heads", base=heads["BERT-base"], large=heads["BERT-large"]),
     )
-    return CourseTable("BERT, Qwen, LLaMA and GPT-3", "预训练 (LLM 的参数规模)", columns, rows, tuple(checks),
+    return CourseTable(Msg("sizing.course.bert_title"), "预训练 (LLM 的参数规模)", columns, rows, tuple(checks),
                        remarks)
 
 
 def _missing_columns_remark(m: RealModel) -> str:
     cfg, b = m.cfg, m.breakdown
     guess = approx_params(cfg)
-    return (f"{m.key}: layers, hidden size and heads are not enough to get the size. The shortcut 12·L·d² + V·d "
-            f"gives {human_count(guess)} instead of {human_count(b.total)}: it misses the untied output layer "
-            f"({human_count(b.lm_head)}) and assumes d_ff = 4·d, while this SwiGLU FFN has three matrices of width "
-            f"d_ff = {cfg.d_ff}. The table needs the vocabulary ({cfg.vocab_size:,}), d_ff and whether the head "
-            "is tied.")
+    return Msg("sizing.course.remark.missing_columns", model=m.key, guess=human_count(guess),
+               total=human_count(b.total), lm_head=human_count(b.lm_head), d_ff=cfg.d_ff, vocab=cfg.vocab_size)
 
 
 COURSE_TABLES: tuple[CourseTable, ...] = (_gpt_table(), _bert_llama_table())
@@ -204,7 +190,7 @@ COURSE_TABLES: tuple[CourseTable, ...] = (_gpt_table(), _bert_llama_table())
 class NotesError:
     section: str  # the heading of the notes it sits under
     quote: str  # verbatim from the notes
-    correction: str
+    correction: str  # a Msg
     source: str
 
 
@@ -220,30 +206,19 @@ def _notes_errors() -> tuple[NotesError, ...]:
     post, pre_ln, pre_rms = groups[("post", "layernorm")], groups[("pre", "layernorm")], groups[("pre", "rmsnorm")]
     years = _years_between(_GPT1_RELEASE, _CHATGPT_RELEASE)
     return (
-        NotesError("预训练任务——CLM", "因果语言模型，Casual Language Model",
-                   "Causal Language Model: causal as in cause and effect, each token is predicted from the tokens "
-                   "before it only. 'Casual' is a typo (the pre-training section spells it right: Causal Language "
-                   "Model，CLM).", "Radford et al. 2018, Section 3.1"),
-        NotesError("预训练任务——CLM", "N-gram 语言模型是基于前 N 个 token 来预测下一个 token",
-                   "An N-gram model predicts the next token from the previous N−1 tokens: P(w_t | w_{t−N+1} … "
-                   "w_{t−1}). A bigram (N = 2) looks at one token, a trigram at two.",
+        NotesError("预训练任务——CLM", "因果语言模型，Casual Language Model", Msg("sizing.notes.causal"),
+                   "Radford et al. 2018, Section 3.1"),
+        NotesError("预训练任务——CLM", "N-gram 语言模型是基于前 N 个 token 来预测下一个 token", Msg("sizing.notes.ngram"),
                    "Jurafsky & Martin, Speech and Language Processing, Chapter 3"),
-        NotesError("GPT", "GPT，即 Generative Pre-Training Language Model",
-                   "GPT stands for Generative Pre-trained Transformer: the T is the Transformer decoder it is built "
-                   "from. 'Generative Pre-Training' is the title of the GPT-1 paper, not the name of the model.",
+        NotesError("GPT", "GPT，即 Generative Pre-Training Language Model", Msg("sizing.notes.gpt_name"),
                    "Radford et al. 2018, 'Improving Language Understanding by Generative Pre-Training'"),
         NotesError("GPT 系列模型的发展", "OpenAI 通过数十年的努力证明了其思路的正确性",
-                   f"Years, not decades: GPT-1 came out in {_GPT1_RELEASE[0]} and ChatGPT in {_CHATGPT_RELEASE[0]}, "
-                   f"about {years:.0f} years later.", "OpenAI, June 2018 (GPT-1) and November 2022 (ChatGPT)"),
-        NotesError("预训练", "在 64块 TPU 上训练了 4天",
-                   "BERT-base trained on 4 Cloud TPUs, 16 TPU chips in all; the 64 chips (16 Cloud TPUs) were "
-                   "BERT-large's. Each took 4 days.", "Devlin et al. 2019, Appendix A.2"),
+                   Msg("sizing.notes.years", gpt1=_GPT1_RELEASE[0], chatgpt=_CHATGPT_RELEASE[0], years=round(years)),
+                   "OpenAI, June 2018 (GPT-1) and November 2022 (ChatGPT)"),
+        NotesError("预训练", "在 64块 TPU 上训练了 4天", Msg("sizing.notes.tpus"), "Devlin et al. 2019, Appendix A.2"),
         NotesError("Layer Normalization", "LayerNorm 通常放在残差连接之后",
-                   "That is post-LN, the layout of " + ", ".join(post) + ". Large language models are pre-LN: "
-                   "the norm goes inside each sub-layer's branch, x + Sublayer(Norm(x)), the residual path is "
-                   "never normalised, and one final norm follows the last layer (" + ", ".join(pre_ln)
-                   + " with LayerNorm; " + ", ".join(pre_rms) + " with RMSNorm). Pre-LN trains stably "
-                   "without the learning-rate warm-up post-LN needs.",
+                   Msg("sizing.notes.post_ln", post=", ".join(post), pre_ln=", ".join(pre_ln),
+                       pre_rms=", ".join(pre_rms)),
                    "Radford et al. 2019, Section 2.3; Xiong et al. 2020; Zhang & Sennrich 2019 (RMSNorm)"),
     )
 

@@ -31,16 +31,17 @@ import torch
 
 from . import limits
 from .config import ModelConfig
+from .i18n import Msg
 from .model import KVCache, RunContext, Transformer
 from .models import ModelTokenizer
 from .sampling import SamplingSettings, entropy_bits
-from .models.token_labels import sequence_labels
+from .models.token_labels import next_token_labels, sequence_labels
 
-FINISH_REASONS = {
-    "eos": "the model chose its end-of-text token",
-    "max_new_tokens": "it reached the maximum number of new tokens",
-    "context_full": "the text filled the model's whole context window",
-}
+FINISH_REASONS = {reason: Msg(f"generation.finish.{reason}")
+                  for reason in ("eos", "max_new_tokens", "context_full")}
+
+
+_LABEL_CONTEXT = 8  # tokens before a new one that can hold the start of its character (4 UTF-8 bytes at most)
 
 
 @dataclass(frozen=True)
@@ -103,23 +104,20 @@ def prepare_prompt(tokenizer: ModelTokenizer, prompt: str | Sequence[int], max_s
     A prompt longer than ``max_prompt_tokens`` is refused with a sentence (None: only the context bounds it)."""
     if isinstance(prompt, str):
         if not prompt.strip():
-            raise ValueError("Type a prompt first: the model needs at least one token to continue.")
+            raise ValueError(Msg("generation.prompt_check.empty"))
         text = prompt
         ids = tokenizer.chat_ids(prompt) if chat else tokenizer.encode(prompt, add_special_tokens=False)
         if not ids:
-            raise ValueError("The prompt gives no tokens at all; type some text.")
+            raise ValueError(Msg("generation.prompt_check.no_tokens"))
     else:
         ids = [int(i) for i in prompt]
         if not ids:
-            raise ValueError("The prompt needs at least one token.")
+            raise ValueError(Msg("generation.prompt_check.no_tokens"))
         text = tokenizer.decode(ids, skip_special_tokens=False)
     if max_prompt_tokens is not None and len(ids) > max_prompt_tokens:
         raise ValueError(limits.prompt_too_long(len(ids), max_prompt_tokens))
     if len(ids) >= max_seq_len:
-        raise ValueError(
-            f"The prompt is {len(ids)} tokens long but this model reads at most {max_seq_len} tokens, so there is no "
-            "room left for a new one. Shorten the prompt."
-        )
+        raise ValueError(Msg("generation.prompt_check.over_context", n=len(ids), max_seq_len=max_seq_len))
     return Prompt(ids=tuple(ids), labels=tuple(sequence_labels(tokenizer, ids)), chat=chat, text=text)
 
 
@@ -228,6 +226,7 @@ class Generation:
             elif position + 1 >= cfg.max_seq_len:
                 finish = "context_full"
             tokens_read = fresh.shape[0] if cache is not None else ids.shape[0]
+            context = ids[-_LABEL_CONTEXT:].tolist()  # enough to name the character a partial token completes
             ids = torch.cat([ids, step_ids.view(1)])
             fresh = step_ids.view(1)
 
@@ -241,9 +240,9 @@ class Generation:
 
             model_entropy = float(entropy_bits(model_probs))
             step = Step(
-                index=index, position=position, token_id=token, label=self.tokenizer.token_labels([token])[0],
+                index=index, position=position, token_id=token, label=next_token_labels(self.tokenizer, context, [token])[0],
                 delta=delta, prob=float(probs[token]), model_prob=float(model_probs[token]),
-                candidates=self._candidates(probs, model_probs, token), n_kept=int((probs > 0).sum()),
+                candidates=self._candidates(probs, model_probs, token, context), n_kept=int((probs > 0).sum()),
                 entropy=float(entropy_bits(probs)) if probs is not model_probs else model_entropy,
                 model_entropy=model_entropy,
                 seconds=seconds, tokens_read=tokens_read, attention_rows=None if attn is None else attn.numpy(),
@@ -268,7 +267,8 @@ class Generation:
             token = torch.multinomial(probs, 1, generator=rng)[0]
         return token, probs.cpu(), model_probs.cpu()
 
-    def _candidates(self, probs: torch.Tensor, model_probs: torch.Tensor, chosen: int) -> tuple[Candidate, ...]:
+    def _candidates(self, probs: torch.Tensor, model_probs: torch.Tensor, chosen: int,
+                    context: list[int]) -> tuple[Candidate, ...]:
         # Tokens still in play come first by their probability; tokens the settings removed follow by the model's
         # probability, so a chart shows what top-k / top-p / min-p cut away.
         rank = torch.where(probs > 0, probs + 2.0, model_probs)
@@ -276,7 +276,7 @@ class Generation:
         top = torch.topk(rank, n).indices.tolist()
         if chosen not in top:
             top.append(chosen)
-        labels = self.tokenizer.token_labels(top)
+        labels = next_token_labels(self.tokenizer, context, top)  # each as it would read after the text so far
         return tuple(Candidate(token_id=t, label=lab, prob=float(probs[t]), model_prob=float(model_probs[t]))
                      for t, lab in zip(top, labels))
 
@@ -361,10 +361,7 @@ def generate(
         raise TypeError("settings must be a SamplingSettings")
     cfg = model.cfg
     if cfg.arch != "decoder":
-        raise ValueError(
-            f"This model is an {cfg.arch}: it reads a whole text at once and was not trained to continue one. "
-            "Generation needs a decoder (GPT / LLaMA style) model."
-        )
+        raise ValueError(Msg("generation.not_a_decoder", arch=cfg.arch))
     if not isinstance(n_candidates, int) or n_candidates < 1:
         raise ValueError("n_candidates must be a whole number of at least 1.")
     if not isinstance(prefill_chunk, int) or prefill_chunk < 1:
@@ -374,7 +371,7 @@ def generate(
     elif max_prompt_tokens is not None and len(prompt) > max_prompt_tokens:
         raise ValueError(limits.prompt_too_long(len(prompt), max_prompt_tokens))
     elif len(prompt) >= cfg.max_seq_len:
-        raise ValueError(f"The prompt fills the whole context ({cfg.max_seq_len} tokens); shorten it.")
+        raise ValueError(Msg("generation.prompt_check.fills_context", max_seq_len=cfg.max_seq_len))
     if not use_cache and (too_long := limits.no_cache_too_long(len(prompt), settings.max_new_tokens)):
         raise ValueError(too_long)
     if stop_ids is None:  # a ModelTokenizer need not have an end-of-text token (ByteTokenizer has none)
@@ -412,11 +409,10 @@ def replay_speed(model: Transformer, prompt_ids: Sequence[int], token_ids: Seque
     len(prompt) + i tokens; with it, only the newest one.
     """
     if not prompt_ids or not token_ids:
-        raise ValueError("There is no finished run to time yet: generate some tokens first.")
+        raise ValueError(Msg("generation.replay.nothing"))
     if (read := limits.tokens_read(len(prompt_ids), len(token_ids), use_cache=use_cache)) > \
             limits.GENERATION_MAX_TOKENS_READ:
-        raise ValueError(f"This replay would push {read:,} tokens through the model; one run may read at most "
-                         f"{limits.GENERATION_MAX_TOKENS_READ:,}. Time fewer tokens.")
+        raise ValueError(Msg("generation.replay.too_long", read=read, budget=limits.GENERATION_MAX_TOKENS_READ))
     device = model.device
     seq = torch.tensor(list(prompt_ids) + list(token_ids), dtype=torch.long, device=device)
     n_prompt = len(prompt_ids)

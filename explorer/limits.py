@@ -7,6 +7,8 @@ each lab bounds the tokens it reads before it computes anything, and says so nex
 """
 from __future__ import annotations
 
+from .i18n import Msg
+
 # Generation lab. A step keeps, for the attention view, every layer's row of the newest query over the context:
 # n_layer × n_head × (prompt + generated) numbers per step, so a run holds about
 # n_layer × n_head × max_new × (prompt + max_new / 2) of them (bench/bench_memory.py prints it at these caps).
@@ -32,14 +34,10 @@ INTERNALS_MAX_TOKENS = 64
 TOY_LAB_MAX_TOKENS = 32
 
 
-def prompt_limits_note() -> str:
+def prompt_limits_note() -> Msg:
     """The generation lab's caps, said before anything is computed."""
-    return (f"Limits for one run, so that one student cannot slow down the class: at most "
-            f"{GENERATION_MAX_PROMPT_TOKENS} prompt tokens, {GENERATION_MAX_NEW_TOKENS} new tokens and "
-            f"{GENERATION_MAX_TOKENS_READ:,} tokens through the model in all (only a run without the KV cache, which "
-            "re-reads the text at every step, comes near). The box takes at most "
-            f"{GENERATION_PROMPT_MAX_CHARS:,} characters: a longer paste is dropped entirely, not cut, so paste a "
-            "shorter part.")
+    return Msg("generation.limits.note", prompt=GENERATION_MAX_PROMPT_TOKENS, new=GENERATION_MAX_NEW_TOKENS,
+               read=GENERATION_MAX_TOKENS_READ, chars=GENERATION_PROMPT_MAX_CHARS)
 
 
 def tokens_read(prompt_tokens: int, new_tokens: int, *, use_cache: bool) -> int:
@@ -58,19 +56,17 @@ def max_new_without_cache(prompt_tokens: int, budget: int = GENERATION_MAX_TOKEN
     return n
 
 
-def no_cache_too_long(prompt_tokens: int, new_tokens: int) -> str | None:
+def no_cache_too_long(prompt_tokens: int, new_tokens: int) -> Msg | None:
     """Why a run without the KV cache is refused, or None when it fits the budget."""
     if tokens_read(prompt_tokens, new_tokens, use_cache=False) <= GENERATION_MAX_TOKENS_READ:
         return None
-    return (f"Without the KV cache, {new_tokens} new tokens after this {prompt_tokens}-token prompt would push "
-            f"{tokens_read(prompt_tokens, new_tokens, use_cache=False):,} tokens through the model (every step "
-            f"re-reads the whole text); one run may read at most {GENERATION_MAX_TOKENS_READ:,}. Turn the KV cache "
-            f"on, or ask for at most {max_new_without_cache(prompt_tokens)} new tokens.")
+    return Msg("generation.limits.no_cache_too_long", new=new_tokens, prompt=prompt_tokens,
+               read=tokens_read(prompt_tokens, new_tokens, use_cache=False), budget=GENERATION_MAX_TOKENS_READ,
+               fits=max_new_without_cache(prompt_tokens))
 
 
-def prompt_too_long(n_tokens: int, max_prompt_tokens: int = GENERATION_MAX_PROMPT_TOKENS) -> str:
+def prompt_too_long(n_tokens: int, max_prompt_tokens: int = GENERATION_MAX_PROMPT_TOKENS) -> Msg:
     """Why a prompt is refused (not cut: the end of a prompt is what the model continues, and the start gives it
     its meaning, so neither can be dropped silently)."""
-    return (f"The prompt is {n_tokens} tokens long; this lab reads at most {max_prompt_tokens} prompt tokens per run "
-            f"(one long prompt would slow down everyone on this server). Shorten it by about "
-            f"{n_tokens - max_prompt_tokens} tokens.")
+    return Msg("generation.limits.prompt_too_long", n=n_tokens, cap=max_prompt_tokens,
+               over=n_tokens - max_prompt_tokens)

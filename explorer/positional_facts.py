@@ -12,6 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .i18n import Msg
+
 GPT2_POSITION_INIT_STD = 0.01
 GPT2_TOKEN_INIT_STD = 0.02
 
@@ -26,8 +28,8 @@ class AlibiRule:
     power: int  # the largest power of two <= n_head
     exponents: tuple[float, ...]
     geometric: bool
-    text: str  # one caption for the page
-    title: str  # the slopes chart's title
+    text: Msg  # one caption for the page
+    title: Msg  # the slopes chart's title
 
 
 def _exponents_power_of_two(n: int) -> list[float]:
@@ -46,24 +48,22 @@ def alibi_rule(n_head: int) -> AlibiRule:
     the largest power of two p below n, then every other slope of 2p heads (2^(−8h/2p) for odd h) until n slopes.
     """
     if isinstance(n_head, bool) or not isinstance(n_head, int) or n_head < 1:
-        raise ValueError(f"The number of heads must be a whole number of at least 1 (got {n_head!r}).")
+        raise ValueError(Msg("positional.facts.alibi_bad_heads", got=repr(n_head)))
     p = 2 ** math.floor(math.log2(n_head))
     base = _exponents_power_of_two(p)
     if n_head == 1:
-        return AlibiRule(1, 1, (8.0,), True, "n = 1: a single head with slope m = 2^(−8·1/1) = 2^−8.",
-                         "Slope m of the single head")
+        return AlibiRule(1, 1, (8.0,), True, Msg("positional.facts.alibi_one"),
+                         Msg("positional.facts.alibi_one_title"))
     if p == n_head:
         ratio = 2 ** (-8 / n_head)
-        text = (f"n = {n_head} is a power of two, so m_h = 2^(−8h/n) for h = 1…{n_head}: {_powers(base)}, a geometric "
-                f"sequence with ratio 2^(−8/{n_head}) = {ratio:.4g}.")
-        return AlibiRule(n_head, p, tuple(base), True, text, f"Slopes m: a geometric sequence (ratio {ratio:.4g})")
+        text = Msg("positional.facts.alibi_power", n=n_head, powers=_powers(base), ratio=ratio)
+        return AlibiRule(n_head, p, tuple(base), True, text, Msg("positional.facts.alibi_power_title", ratio=ratio))
     extra = _exponents_power_of_two(2 * p)[0::2][: n_head - p]
     odd = ", ".join(str(2 * i + 1) for i in range(len(extra)))
-    text = (f"n = {n_head} is not a power of two, so 2^(−8h/n) does not apply. The paper's rule: the {p} slopes of "
-            f"{p} heads, 2^(−8h/{p}) = {_powers(base)}, then every other slope of {2 * p} heads, 2^(−8h/{2 * p}) for "
-            f"h = {odd}: {_powers(extra)}. The slopes are two interleaved geometric sequences, not one.")
+    text = Msg("positional.facts.alibi_other", n=n_head, p=p, powers=_powers(base), p2=2 * p, odd=odd,
+               extra=_powers(extra))
     return AlibiRule(n_head, p, tuple(base + extra), False, text,
-                     f"Slopes m: {p} from n = {p}, then {len(extra)} from n = {2 * p} (not one geometric sequence)")
+                     Msg("positional.facts.alibi_other_title", p=p, n_extra=len(extra), p2=2 * p))
 
 
 # ---- RoPE's long-term decay -------------------------------------------------------------------------------------
@@ -82,7 +82,7 @@ class RopeDecayFacts:
     first_negative: int | None  # the first distance whose score is below zero, None if none is
     first_zero_many_pairs: float  # e^(-γ)·θ: where the score first reaches zero when d_head is large
     decays: bool
-    text: str
+    text: Msg
 
 
 def rope_decay_facts(curve, theta: float, d_head: int) -> RopeDecayFacts:
@@ -105,14 +105,12 @@ def rope_decay_facts(curve, theta: float, d_head: int) -> RopeDecayFacts:
     first_negative = int(dist[negative[0]]) if negative.size else None
     zero = math.exp(-EULER_GAMMA) * theta
     decays = first_negative is None and ordered >= 0.75
-    text = (f"θ = {theta:,.0f}, d_head = {d_head}: of every two distances up to {int(dist[-1])}, the farther one "
-            f"scores lower in {ordered:.0%} of pairs (50% would be no trend).")
+    far = int(dist[-1])
+    # one sentence per case, not pieces joined: Chinese joins sentences without the space English needs
     if first_negative is not None:
-        text += (f" The score falls only until distance {first_negative}, where it turns negative; beyond, it "
-                 "oscillates around zero and a far key can score as high as a near one.")
+        text = Msg("positional.facts.rope_turns_negative", theta=theta, d_head=d_head, far=far, ordered=ordered,
+                   first=first_negative, zero=zero)
     else:
-        text += f" The score stays positive over all {int(dist[-1])} distances."
-    text += (" RoPE's long-term decay (Su et al. 2021) holds only for distances well below θ: averaged over many "
-             f"pairs the score first reaches zero near e^(−γ)·θ ≈ 0.56·θ = {zero:,.0f} positions (γ is Euler's "
-             "constant), and sooner when d_head gives few pairs.")
+        text = Msg("positional.facts.rope_stays_positive", theta=theta, d_head=d_head, far=far, ordered=ordered,
+                   zero=zero)
     return RopeDecayFacts(theta, d_head, int(dist[-1]), ordered, first_negative, zero, decays, text)

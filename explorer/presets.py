@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from functools import cached_property
 
 from .config import PRESETS, ModelConfig
+from .i18n import Msg
 from .models.hf_config import import_hf_config
 from .sizing import ParamBreakdown, count_params, human_count
 
@@ -23,7 +24,7 @@ class RealModel:
     published: float  # parameters, as the paper / model card states them
     published_label: str  # as written there: "117M", "6.7B"
     source: str
-    why: str  # why the exact count differs from the published one
+    why: str  # why the exact count differs from the published one (a Msg)
     pooler: bool = False  # count BERT's pooler, as in the released checkpoint
     hf_class: str = "AutoModelForCausalLM"  # the transformers class whose parameters() the count matches
     train_tokens: float | None = None  # tokens seen in pre-training, from the paper
@@ -66,11 +67,9 @@ def _bert(n_layer, d, n_head, d_ff) -> dict:
 # The GPT-2 paper's sizes equal the count with GPT-1's vocabulary instead of GPT-2's: the gap is the difference
 # times d_model every time (see gpt2_paper_vocab_check).
 _GPT1_VOCAB, _GPT2_VOCAB = 40478, 50257
-_GPT2_WHY = (f"The GPT-2 paper's figure matches a count made with GPT-1's {_GPT1_VOCAB:,}-token vocabulary: GPT-2's "
-             f"{_GPT2_VOCAB:,} tokens add {_GPT2_VOCAB - _GPT1_VOCAB:,} x d_model more. OpenAI's own repository later "
-             "renamed the checkpoint to the exact size.")
+_GPT2_WHY = Msg("sizing.why.gpt2", v1=_GPT1_VOCAB, v2=_GPT2_VOCAB, extra=_GPT2_VOCAB - _GPT1_VOCAB)
 _GPT3_SRC = "Brown et al. 2020, Table 2.1"
-_GPT3_WHY = "Rounded in the paper; the count assumes GPT-2's layout (tied head, 2048 learned positions)."
+_GPT3_WHY = Msg("sizing.why.gpt3")
 _GPT3_TOKENS = 300e9  # every GPT-3 size saw 300B tokens (Brown et al. 2020, Table 2.2)
 
 
@@ -83,8 +82,8 @@ def _gpt3_model(size: str, n_layer: int, d: int, n_head: int, published: float, 
                 ) -> RealModel:
     return RealModel(f"GPT-3 {size}", "GPT-3", _gpt2(n_layer, d, n_head, 2048), published, label, _GPT3_SRC, why,
                      hf_class="GPT2LMHeadModel", train_tokens=_GPT3_TOKENS)
-_LLAMA_WHY = ("The name rounds the size; the paper's Table 2 gives {0}. The untied output layer (V x d) is "
-              "counted: LLaMA does not share it with the embedding.")
+def _llama_why(size: str) -> Msg:
+    return Msg("sizing.why.llama", size=size)
 _LLAMA_65B = _llama(80, 8192, 64, 22016)
 _LLAMA2_7B = _llama(32, 4096, 32, 11008, ctx=4096, eps=1e-5)
 _LLAMA2_70B = _llama(80, 8192, 64, 28672, kv=8, ctx=4096, eps=1e-5)
@@ -140,17 +139,16 @@ def _llama2_70b_why() -> str:
     old, new = import_hf_config(_LLAMA_65B).cfg, import_hf_config(_LLAMA2_70B).cfg
     ch = layout_change(old, new)
     total_old, total_new = count_params(old).total, count_params(new).total
-    return (f"The name rounds {_billions(total_new)} up. Against LLaMA-65B (same {new.n_layer} layers, d = "
-            f"{new.d_model}), grouped-query attention ({new.n_kv_head} K/V heads for {new.n_head} query heads) makes "
-            f"W_K and W_V {new.n_head // new.n_kv_head} times smaller and saves {_billions(-ch.attention)}, but the "
-            f"wider FFN (d_ff {old.d_ff} → {new.d_ff}) adds {_billions(ch.ffn)}: net +{_billions(ch.total)}, so "
-            f"{_billions(total_old)} becomes {_billions(total_new)}.")
+    return Msg("sizing.why.llama2_70b", total_new=_billions(total_new), n_layer=new.n_layer, d_model=new.d_model,
+               n_kv_head=new.n_kv_head, n_head=new.n_head, groups=new.n_head // new.n_kv_head,
+               saved=_billions(-ch.attention), d_ff_old=old.d_ff, d_ff_new=new.d_ff, added=_billions(ch.ffn),
+               net=_billions(ch.total), total_old=_billions(total_old))
 
 REAL_MODELS: dict[str, RealModel] = {m.key: m for m in (
     RealModel("GPT-1", "GPT", {"model_type": "openai-gpt", "n_layer": 12, "n_embd": 768, "n_head": 12,
                                 "n_positions": 512, "vocab_size": 40478},
               117e6, "117M", "Radford et al. 2018; size from the GPT-2 paper, Table 2",
-              "Rounded. GPT-1 is post-norm (no final LayerNorm) with 512 learned positions.",
+              Msg("sizing.why.gpt1"),
               hf_class="OpenAIGPTLMHeadModel", train_tokens=None),
     _gpt2_model("GPT-2 small", 12, 768, 12, 117e6, "117M"),
     _gpt2_model("GPT-2 medium", 24, 1024, 16, 345e6, "345M"),
@@ -160,52 +158,45 @@ REAL_MODELS: dict[str, RealModel] = {m.key: m for m in (
     _gpt3_model("Medium", 24, 1024, 16, 350e6, "350M"),
     _gpt3_model("Large", 24, 1536, 16, 760e6, "760M"),
     _gpt3_model("XL", 24, 2048, 16, 1.3e9, "1.3B",
-                "Table 2.1 lists 24 heads of 128 (= 3072, not d_model = 2048), and 2048 cannot be split into 24 "
-                "whole heads. The count depends only on n_head x d_head = d_model, so 16 heads of 128 are used."),
+                Msg("sizing.why.gpt3_xl")),
     _gpt3_model("2.7B", 32, 2560, 32, 2.7e9, "2.7B"),
     _gpt3_model("6.7B", 32, 4096, 32, 6.7e9, "6.7B"),
     _gpt3_model("13B", 40, 5120, 40, 13.0e9, "13.0B",
-                "Table 2.1 prints d_model = 5140 with 40 heads of 128 (= 5120); 5140 is taken as a typo for 5120."),
+                Msg("sizing.why.gpt3_13b")),
     _gpt3_model("175B", 96, 12288, 96, 175e9, "175B"),
     RealModel("BERT-base", "BERT", _bert(12, 768, 12, 3072), 110e6, "110M", "Devlin et al. 2019, Section 3",
-              "Rounded. Counted as the released checkpoint (BertModel): embeddings, 12 layers and the pooler; the "
-              "pre-training heads (MLM, NSP) are extra.", pooler=True, hf_class="AutoModel", train_tokens=3.3e9),
+              Msg("sizing.why.bert_base"), pooler=True, hf_class="AutoModel", train_tokens=3.3e9),
     RealModel("BERT-large", "BERT", _BERT_LARGE, 340e6, "340M", "Devlin et al. 2019, Section 3",
-              "The paper rounds generously: even with the pooler, the MLM and the NSP heads BERT-large has "
-              f"{human_count(bert_with_pretraining_heads(_BERT_LARGE))}.",
+              Msg("sizing.why.bert_large", total=human_count(bert_with_pretraining_heads(_BERT_LARGE))),
               pooler=True, hf_class="AutoModel", train_tokens=3.3e9),
     RealModel("LLaMA-7B", "LLaMA", _llama(32, 4096, 32, 11008), 6.7e9, "6.7B", "Touvron et al. 2023a, Table 2",
-              _LLAMA_WHY.format("6.7B"), train_tokens=1.0e12),
+              _llama_why("6.7B"), train_tokens=1.0e12),
     RealModel("LLaMA-13B", "LLaMA", _llama(40, 5120, 40, 13824), 13.0e9, "13.0B", "Touvron et al. 2023a, Table 2",
-              _LLAMA_WHY.format("13.0B"), train_tokens=1.0e12),
+              _llama_why("13.0B"), train_tokens=1.0e12),
     RealModel("LLaMA-33B", "LLaMA", _llama(60, 6656, 52, 17920), 32.5e9, "32.5B", "Touvron et al. 2023a, Table 2",
-              _LLAMA_WHY.format("32.5B"), train_tokens=1.4e12),
+              _llama_why("32.5B"), train_tokens=1.4e12),
     RealModel("LLaMA-65B", "LLaMA", _LLAMA_65B, 65.2e9, "65.2B", "Touvron et al. 2023a, Table 2",
-              _LLAMA_WHY.format("65.2B"), train_tokens=1.4e12),
+              _llama_why("65.2B"), train_tokens=1.4e12),
     RealModel("Llama-2-7B", "LLaMA", _LLAMA2_7B, 7e9, "7B", "Touvron et al. 2023b, Table 1",
-              f"The name rounds {_billions(_counted(_LLAMA2_7B).total)} up. Same shape as LLaMA-7B; only the context (4096) changed, which RoPE "
-              "does not pay for in parameters.", train_tokens=2.0e12),
+              Msg("sizing.why.llama2_7b", total=_billions(_counted(_LLAMA2_7B).total)), train_tokens=2.0e12),
     RealModel("Llama-2-70B", "LLaMA", _LLAMA2_70B, 70e9, "70B", "Touvron et al. 2023b, Table 1", _llama2_70b_why(),
               train_tokens=2.0e12),
     RealModel("Llama-3-8B", "LLaMA", _LLAMA3_8B, 8e9, "8B", "Meta 2024, Llama 3 model card",
-              f"Rounded. Compared with Llama-2-7B, the {_LLAMA3_8B['vocab_size']:,}-token vocabulary adds "
-              f"{_billions(_vocab_params(_counted(_LLAMA3_8B)) - _vocab_params(_counted(_LLAMA2_7B)))} in the "
-              "embedding and the untied head.", train_tokens=15e12),
+              Msg("sizing.why.llama3_8b", vocab=_LLAMA3_8B["vocab_size"],
+                  added=_billions(_vocab_params(_counted(_LLAMA3_8B)) - _vocab_params(_counted(_LLAMA2_7B)))),
+              train_tokens=15e12),
     RealModel("Llama-3-70B", "LLaMA", _LLAMA3_70B, 70e9, "70B", "Meta 2024, Llama 3 model card",
-              f"Rounded down from {human_count(_counted(_LLAMA3_70B).total)}.", train_tokens=15e12),
+              Msg("sizing.why.rounded_down", total=human_count(_counted(_LLAMA3_70B).total)), train_tokens=15e12),
     RealModel("Qwen-1.8B", "Qwen", _QWEN_1_8B, 1.8e9, "1.8B", "Bai et al. 2023 (Qwen Technical Report), Table 1",
-              f"Rounded. The {_QWEN_1_8B['vocab_size']:,}-token vocabulary puts "
-              f"{_billions(_vocab_params(_counted(_QWEN_1_8B)))} of the {_billions(_counted(_QWEN_1_8B).total)} in "
-              "the embedding and the untied head; Q, K, V carry biases, nothing else does. Same layout as "
-              "transformers' Qwen2 (Qwen1.5-1.8B).",
+              Msg("sizing.why.qwen", vocab=_QWEN_1_8B["vocab_size"], in_vocab=_billions(_vocab_params(_counted(_QWEN_1_8B))),
+                  total=_billions(_counted(_QWEN_1_8B).total)),
               hf_class="Qwen2ForCausalLM", train_tokens=2.2e12),
     RealModel("SmolLM2-135M", "LLaMA", _SMOLLM2, 135e6, "135M", "Hugging Face 2024, model card",
-              f"Rounded. The head is tied to the embedding, which holds "
-              f"{human_count(_counted(_SMOLLM2).token_embedding)} of the {human_count(_counted(_SMOLLM2).total)}.",
+              Msg("sizing.why.smollm2", embedding=human_count(_counted(_SMOLLM2).token_embedding),
+                  total=human_count(_counted(_SMOLLM2).total)),
               train_tokens=2e12),
     RealModel("all-MiniLM-L6-v2", "BERT", _MINILM, 22.7e6, "22.7M", "sentence-transformers model card",
-              "Rounded. The checkpoint is a BertModel with its pooler; "
-              f"{human_count(_counted(_MINILM).token_embedding)} of it is the token embedding.",
+              Msg("sizing.why.minilm", embedding=human_count(_counted(_MINILM).token_embedding)),
               pooler=True, hf_class="AutoModel"),
 )}
 
@@ -235,7 +226,7 @@ def ffn_ratios() -> dict[str, float]:
     return {k: m.cfg.d_ff / m.cfg.d_model for k, m in REAL_MODELS.items() if m.cfg.activation == "swiglu"}
 
 
-def swiglu_ratio_caption() -> str:
+def swiglu_ratio_caption() -> Msg:
     """The course's FFN against SwiGLU's, with the d_ff/d of every SwiGLU preset (not all of them are 8/3)."""
     ratios = ffn_ratios()
     near = {k: r for k, r in ratios.items() if abs(r / SWIGLU_RULE - 1) < _SWIGLU_TOLERANCE}
@@ -243,15 +234,13 @@ def swiglu_ratio_caption() -> str:
     for k, r in ratios.items():
         if k not in near:
             wider.setdefault(r, []).append(k)
-    text = ("The course's FFN is FFN(x) = max(0, xW₁ + b₁)W₂ + b₂: two matrices, d·d_ff and d_ff·d, with d_ff = 4·d. "
-            "SwiGLU adds a third, the gate. LLaMA-1 shrank d_ff to 2/3 · 4d = 8/3·d ≈ 2.67·d so that the FFN keeps "
-            "its 8·d² parameters per layer; d_ff/d is " + ", ".join(f"{r:.2f} in {k}" for k, r in near.items())
-            + ".")
+    parts = [Msg("sizing.swiglu.rule", ratios=Msg.join(
+        [Msg("sizing.swiglu.ratio_in", ratio=f"{r:.2f}", model=k) for k, r in near.items()], sep=", "))]
     for r, keys in sorted(wider.items()):
-        text += (f" {', '.join(keys[:-1])} and {keys[-1]}" if len(keys) > 1 else f" {keys[0]}")
-        text += (f" use d_ff = {r:g}·d ({r:.2f}): the FFN holds {3 * r:g}·d² per layer, more than the 8/3 rule "
-                 "gives.")
-    return text
+        models = Msg("sizing.swiglu.and_list", head=", ".join(keys[:-1]), last=keys[-1]) if len(keys) > 1 else keys[0]
+        parts.append(Msg("sizing.swiglu.wider", models=models, ratio=f"{r:g}",
+                         ratio2=f"{r:.2f}", per_layer=f"{3 * r:g}"))
+    return Msg.join(parts, sep=" ")
 
 
 _SIZE_SUFFIX = re.compile(r"[- ](small|medium|large|XL|Small|Medium|Large|base|\d+(\.\d+)?[MB])$")

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import torch
 
 from .checks import finite_number
+from .i18n import Msg
 from .limits import GENERATION_MAX_NEW_TOKENS
 
 FILTERED = float("-inf")
@@ -105,43 +106,29 @@ class SamplingSettings:
 
     def __post_init__(self) -> None:
         if not isinstance(self.greedy, bool):
-            raise ValueError(f"greedy must be True or False (got {self.greedy!r}).")
-        finite_number("temperature", self.temperature)
+            raise ValueError(Msg("generation.check.greedy", got=repr(self.greedy)))
+        finite_number(Msg("generation.name.temperature"), self.temperature)
         if not 0 < self.temperature <= MAX_TEMPERATURE:
-            raise ValueError(
-                f"temperature must be above 0 and at most {MAX_TEMPERATURE:g} (got {self.temperature:g}). "
-                "Near 0 the model almost always picks its favourite token (use greedy for exactly that); far above 1 "
-                "every token becomes about equally likely and the text turns to noise."
-            )
+            raise ValueError(Msg("generation.check.temperature", high=MAX_TEMPERATURE, got=self.temperature))
         if isinstance(self.top_k, bool) or not isinstance(self.top_k, int) or self.top_k < 0:
-            raise ValueError(f"top-k must be a whole number, 0 (off) or more (got {self.top_k!r}).")
+            raise ValueError(Msg("generation.check.top_k", got=repr(self.top_k)))
         finite_number("top-p", self.top_p)
         if not 0 < self.top_p <= 1:
-            raise ValueError(
-                f"top-p must be above 0 and at most 1 (got {self.top_p:g}): it is the share of probability the kept "
-                "tokens must cover; 1 keeps every token."
-            )
+            raise ValueError(Msg("generation.check.top_p", got=self.top_p))
         finite_number("min-p", self.min_p)
         if not 0 <= self.min_p < 1:
-            raise ValueError(
-                f"min-p must be at least 0 and below 1 (got {self.min_p:g}): it is a fraction of the most likely "
-                "token's probability; 0 keeps every token."
-            )
-        finite_number("repetition penalty", self.repetition_penalty)
+            raise ValueError(Msg("generation.check.min_p", got=self.min_p))
+        finite_number(Msg("generation.name.repetition_penalty"), self.repetition_penalty)
         if not 0 < self.repetition_penalty <= MAX_REPETITION_PENALTY:
-            raise ValueError(
-                f"repetition penalty must be above 0 and at most {MAX_REPETITION_PENALTY:g} (got "
-                f"{self.repetition_penalty:g}); 1 means no penalty, above 1 discourages repeating a token."
-            )
+            raise ValueError(Msg("generation.check.repetition_penalty", high=MAX_REPETITION_PENALTY,
+                                 got=self.repetition_penalty))
         if isinstance(self.max_new_tokens, bool) or not isinstance(self.max_new_tokens, int) or not (
                 1 <= self.max_new_tokens <= MAX_NEW_TOKENS):
-            raise ValueError(
-                f"max new tokens must be a whole number from 1 to {MAX_NEW_TOKENS} (got {self.max_new_tokens!r}): "
-                "a longer run would hold the shared server for too long."
-            )
+            raise ValueError(Msg("generation.check.max_new_tokens", high=MAX_NEW_TOKENS,
+                                 got=repr(self.max_new_tokens)))
         if self.seed is not None and (isinstance(self.seed, bool) or not isinstance(self.seed, int)
                                       or not 0 <= self.seed < 2 ** 63):
-            raise ValueError(f"seed must be a whole number from 0 up, or empty for a random one (got {self.seed!r}).")
+            raise ValueError(Msg("generation.check.seed", got=repr(self.seed)))
 
     def process(self, logits: torch.Tensor, context_ids: torch.Tensor) -> torch.Tensor:
         """The logits after every processor this setting switches on, in Hugging Face's order."""
@@ -153,19 +140,21 @@ class SamplingSettings:
         out = apply_top_p(out, float(self.top_p))
         return apply_min_p(out, float(self.min_p))
 
-    def describe(self) -> str:
+    def describe(self) -> Msg:
         """One line for a caption: what this run did."""
         if self.greedy:
-            how = "greedy (always the most likely token)"
+            parts = [Msg("generation.describe.greedy")]
         else:
-            parts = [f"temperature {self.temperature:g}"]
+            parts = [Msg("generation.describe.sampling"),
+                     Msg("generation.describe.temperature", t=self.temperature)]
             if self.top_k:
-                parts.append(f"top-k {self.top_k}")
+                parts.append(Msg("generation.describe.top_k", k=self.top_k))
             if self.top_p < 1:
-                parts.append(f"top-p {self.top_p:g}")
+                parts.append(Msg("generation.describe.top_p", p=self.top_p))
             if self.min_p > 0:
-                parts.append(f"min-p {self.min_p:g}")
-            how = "sampling with " + ", ".join(parts) + (f", seed {self.seed}" if self.seed is not None else "")
+                parts.append(Msg("generation.describe.min_p", p=self.min_p))
+            if self.seed is not None:
+                parts.append(Msg("generation.describe.seed", seed=self.seed))
         if self.repetition_penalty != 1:
-            how += f", repetition penalty {self.repetition_penalty:g}"
-        return how
+            parts.append(Msg("generation.describe.repetition_penalty", penalty=self.repetition_penalty))
+        return Msg.join(parts, sep=" · ")

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from .checks import choice, positive_number, whole_number
 from .config import ModelConfig
+from .i18n import Msg
 
 GROUPS = ("embeddings", "attention", "ffn", "norms", "head")
 
@@ -49,7 +50,7 @@ class ParamBreakdown:
 
     def group_total(self, group: str) -> int:
         if group not in GROUPS:
-            raise ValueError(f"group must be one of {', '.join(GROUPS)} (got {group!r}).")
+            raise ValueError(Msg("checks.one_of", name="group", choices=", ".join(GROUPS), got=repr(group)))
         return sum(p.total for p in self.parts if p.group == group)
 
     def part(self, name: str, stack: str | None = None) -> int:
@@ -174,7 +175,7 @@ def count_params(cfg: ModelConfig, pooler: bool = False, mlm_head: bool = False)
     bias of V; its output matrix is the (tied) token embedding, so it adds no V x d.
     """
     if not isinstance(cfg, ModelConfig):
-        raise ValueError("count_params needs a ModelConfig.")
+        raise ValueError(Msg("sizing.err.needs_config"))
     d = cfg.d_model
     if cfg.arch == "encoder-decoder":
         # One token table serves encoder, decoder and (when tied) the output layer, as in Vaswani et al. 3.4.
@@ -215,7 +216,7 @@ def _check_dtype(dtype: str) -> float:
 
 
 def _check_params(n_params) -> float:
-    return positive_number("The number of parameters", n_params)
+    return positive_number(Msg("sizing.name.n_params"), n_params)
 
 
 def weight_bytes(n_params: float, dtype: str = "bf16") -> float:
@@ -223,8 +224,7 @@ def weight_bytes(n_params: float, dtype: str = "bf16") -> float:
     return _check_params(n_params) * _check_dtype(dtype)
 
 
-ENCODER_KEEPS_NO_KV_CACHE = ("An encoder (BERT) reads the whole text in one pass and does not generate token by "
-                             "token, so it keeps no KV cache.")
+ENCODER_KEEPS_NO_KV_CACHE = Msg("sizing.err.encoder_no_kv")
 
 
 def kv_cache_bytes(cfg: ModelConfig, batch: int, seq_len: int, dtype: str = "bf16") -> float:
@@ -235,8 +235,8 @@ def kv_cache_bytes(cfg: ModelConfig, batch: int, seq_len: int, dtype: str = "bf1
     """
     if cfg.arch == "encoder":
         raise ValueError(ENCODER_KEEPS_NO_KV_CACHE)
-    whole_number("batch", batch, 1)
-    whole_number("sequence length", seq_len, 1)
+    whole_number(Msg("sizing.name.batch"), batch, 1)
+    whole_number(Msg("sizing.name.seq_len"), seq_len, 1)
     kept = min(seq_len, cfg.window) if cfg.mask == "sliding_window" and cfg.window else seq_len
     per_token = cfg.kv_values_per_token
     total = per_token * kept * batch
@@ -268,9 +268,9 @@ def model_states_bytes(n_params: float, n_gpus: int = 1, zero_stage: int = 0) ->
     """Rajbhandari et al. 2019, Figure 1: (2 + 2 + K)·Ψ with K = 12, of which ZeRO stage 1 partitions the
     optimizer states over N_d GPUs, stage 2 the gradients as well, stage 3 the weights too."""
     psi = _check_params(n_params)
-    n = whole_number("number of GPUs", n_gpus, 1)
+    n = whole_number(Msg("sizing.name.n_gpus"), n_gpus, 1)
     if zero_stage not in ZERO_STAGES:
-        raise ValueError(f"ZeRO stage must be 0, 1, 2 or 3 (got {zero_stage!r}).")
+        raise ValueError(Msg("checks.one_of", name=Msg("sizing.name.zero_stage"), choices="0, 1, 2, 3", got=repr(zero_stage)))
     b = MIXED_ADAM_BYTES
     return ModelStates(
         weights=b["weights"] * psi / (n if zero_stage >= 3 else 1),
@@ -290,10 +290,10 @@ def activation_bytes_per_layer(cfg: ModelConfig, batch: int, seq_len: int, recom
     core and keeps 34·s·b·h; full recomputation keeps only each layer's input, 2·s·b·h. The formula is derived
     for the GPT block (FFN 4h, full multi-head attention); for SwiGLU or GQA it is an estimate.
     """
-    s, b = whole_number("sequence length", seq_len, 1), whole_number("batch", batch, 1)
+    s, b = whole_number(Msg("sizing.name.seq_len"), seq_len, 1), whole_number(Msg("sizing.name.batch"), batch, 1)
     h, a = cfg.d_model, cfg.n_head
     if recompute not in RECOMPUTE:
-        raise ValueError(f"recompute must be one of {', '.join(RECOMPUTE)} (got {recompute!r}).")
+        raise ValueError(Msg("checks.one_of", name=Msg("sizing.name.recompute"), choices=", ".join(RECOMPUTE), got=repr(recompute)))
     if recompute == "full":
         return 2.0 * s * b * h
     if recompute == "selective":
@@ -329,13 +329,14 @@ def training_memory(cfg: ModelConfig, n_gpus: int = 1, zero_stage: int = 0, micr
 def logits_bytes(cfg: ModelConfig, batch: int, seq_len: int) -> float:
     """4·s·b·V: the fp32 logits a training step keeps for the cross-entropy loss. Korthikanti et al. 2022
     (Section 4.3) count them outside the per-layer activations, like the embedding layer's output."""
-    return 4.0 * whole_number("sequence length", seq_len, 1) * whole_number("batch", batch, 1) * cfg.vocab_size
+    return 4.0 * whole_number(Msg("sizing.name.seq_len"), seq_len, 1) * whole_number(Msg("sizing.name.batch"), batch, 1) \
+        * cfg.vocab_size
 
 
 def gpus_needed(nbytes: float, gpu_bytes: float) -> int:
     """How many GPUs of ``gpu_bytes`` each it takes to hold ``nbytes`` at all (at least one)."""
     if not gpu_bytes > 0:
-        raise ValueError(f"GPU memory must be a positive number of bytes (got {gpu_bytes!r}).")
+        raise ValueError(Msg("checks.positive", name=Msg("sizing.name.gpu_bytes"), got=repr(gpu_bytes)))
     return max(1, math.ceil(nbytes / gpu_bytes))
 
 
@@ -369,13 +370,13 @@ def human_gpu_memory(nbytes: float) -> str:
 
 
 def check_training_tokens(n_tokens) -> float:
-    return positive_number("The number of training tokens", n_tokens)
+    return positive_number(Msg("sizing.name.train_tokens"), n_tokens)
 
 
 def check_utilisation(utilisation) -> float:
     """The fraction of peak FLOP/s a run uses: above 0, at most 1."""
     if isinstance(utilisation, bool) or not isinstance(utilisation, (int, float)) or not 0 < utilisation <= 1:
-        raise ValueError(f"Utilisation must be above 0 and at most 1, e.g. 0.4 for 40% (got {utilisation!r}).")
+        raise ValueError(Msg("sizing.err.utilisation", got=repr(utilisation)))
     return utilisation
 
 
@@ -396,8 +397,8 @@ def chinchilla_tokens(n_params: float) -> float:
 
 def training_seconds(flops: float, n_gpus: int, tflops_per_gpu: float, utilisation: float) -> float:
     """Wall-clock time: FLOPs / (GPUs · peak FLOP/s · model FLOPs utilisation)."""
-    whole_number("number of GPUs", n_gpus, 1)
-    positive_number("TFLOP/s per GPU", tflops_per_gpu)
+    whole_number(Msg("sizing.name.n_gpus"), n_gpus, 1)
+    positive_number("TFLOP/s", tflops_per_gpu)
     check_utilisation(utilisation)
     positive_number("FLOPs", flops)
     return flops / (n_gpus * tflops_per_gpu * 1e12 * utilisation)
@@ -430,8 +431,9 @@ def sci(x: float) -> str:
     return f"{float(mantissa):g}e{int(exponent)}"
 
 
-def human_seconds(s: float) -> str:
+def human_seconds(s: float) -> Msg:
+    """'3.2 days' (a Msg: the unit is said in the reader's language)."""
     for unit, scale in (("years", 365.25 * 86400), ("days", 86400), ("hours", 3600), ("minutes", 60)):
         if s >= scale:
-            return f"{s / scale:.3g} {unit}"
-    return f"{s:.3g} seconds"
+            return Msg(f"sizing.unit.{unit}", x=f"{s / scale:.3g}")
+    return Msg("sizing.unit.seconds", x=f"{s:.3g}")

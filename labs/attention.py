@@ -2,45 +2,47 @@
 import pandas as pd
 import streamlit as st
 
-from explorer.ui.attention import outcome, params, sidebar_settings, study
+from explorer.labs.attention import HEADS_PER_DK
+from explorer.ui.attention import VIEW, outcome, params, sidebar_settings, study
 from explorer.ui.common import chart, page_header, show_outcome
+from explorer.ui.i18n import lang, tr
 from explorer.ui.sentence import sentence_input
+from explorer.ui.url_state import link_and_reset, show_problems
 from explorer.viz.attention import (
     MAX_SHOWN_COLS, head_grid, matrix_figure, params_figure, shared_bound, sqrt_dk_figure, vectors_grid,
 )
 
-page_header(
-    "Attention lab",
-    "Type a sentence and follow it through **one multi-head attention layer**: every token's vector X is "
-    "projected to queries, keys and values, each query scores every key, the mask hides what must not be seen, "
-    "the softmax turns scores into weights, and the weighted values of all heads are concatenated and mixed by "
-    "W^O. The weights are random (no training), so the patterns show the *mechanics*, not meaning.",
-    "Attention 机制 · Multi-Head Attention (MHA) · Masked attention",
-)
+page_header(tr("attention.title"), tr("attention.intro"), tr("attention.course_section"))
+show_problems(VIEW.open())
+link_slot = st.sidebar.container()  # filled once the address holds this run's view
 
 # ---- controls -------------------------------------------------------------------------------------------------
-tokens = sentence_input()
-
+tokens = sentence_input(key=VIEW.key("sentence"))
 shown = outcome(tokens, sidebar_settings())
+VIEW.publish()
+with link_slot:
+    link_and_reset(VIEW)
 show_outcome(shown)
 settings, result = shown.settings, shown.result
-labels = result.tokens
+labels, lg = result.tokens, lang()
 n_head, d_head, kind = result.n_head, result.d_head, result.kind
-st.info(f"**{kind}**: d_model = {settings.d_model}, {n_head} heads of d_k = d_v = {d_head} "
-        f"(d_model / n_head), {result.n_kv_head} key/value head(s); X = token embedding + sinusoidal position.")
 
-# ---- all heads -------------------------------------------------------------------------------------------------
-st.header("All heads side by side")
-st.latex(r"\mathrm{head}_i = \mathrm{softmax}\!\left(\frac{Q_iK_i^\top}{\sqrt{d_k}} + M\right)V_i")
-zoom = st.select_slider("Zoom into head", options=list(range(1, n_head + 1)), key=f"zoom_{n_head}") \
-    if n_head > 1 else 1
+# ---- all heads: the first chart, on the first screen (no header of its own: its title says what it is) ---------
+summary, zoom_box = st.columns([3, 2], vertical_alignment="center")
+summary.caption(tr("attention.summary", kind=kind, d_model=settings.d_model, n_head=n_head, d_head=d_head,
+                   n_kv_head=result.n_kv_head))
+zoom = zoom_box.select_slider(tr("attention.grid.zoom"), options=list(range(1, n_head + 1)),
+                              key=VIEW.key(f"zoom_{n_head}")) if n_head > 1 else 1
 h = zoom - 1
 kv = result.kv_head(h)
 chart(head_grid(result.weights, labels, kv_heads=[result.kv_head(i) for i in range(n_head)], selected=h,
-                title=f"Attention weights of all {n_head} heads (rows: queries, columns: keys)"), "grid")
+                title=tr("attention.grid.title", n_head=n_head), lang=lg), "grid")
 
 # ---- step by step ------------------------------------------------------------------------------------------------
-st.header(f"Step by step, head {zoom}")
+st.header(tr("attention.steps.header", head=zoom))
+about, formula = st.columns([3, 2], vertical_alignment="center")
+about.markdown(tr("attention.steps.about"))
+formula.latex(r"\mathrm{head}_i = \mathrm{softmax}\!\left(\frac{Q_iK_i^\top}{\sqrt{d_k}} + M\right)V_i")
 
 
 def step(title: str, formulas: list[str], note: str, fig, key: str) -> None:
@@ -55,100 +57,103 @@ def step(title: str, formulas: list[str], note: str, fig, key: str) -> None:
 
 
 def cut_note(width: int) -> str:
-    return f" Showing the first {MAX_SHOWN_COLS} of {width} columns." if width > MAX_SHOWN_COLS else ""
+    return tr("attention.steps.cut", shown=MAX_SHOWN_COLS, width=width) if width > MAX_SHOWN_COLS else ""
+
+
+def words(key: str) -> str:
+    """A word inside a formula: LaTeX \\text{...} in the page's language."""
+    return r"\text{" + tr(key) + "}"
 
 
 dims = lambda n: [f"d{i}" for i in range(n)]  # noqa: E731
-step("1 · Input X", [r"X = \mathrm{Embedding}(\text{tokens}) + PE", r"X \in \mathbb{R}^{n \times d_{model}}"],
-     f"One row per token, {settings.d_model} numbers each." + cut_note(settings.d_model),
-     matrix_figure(result.X, dims(settings.d_model), labels, title="X", kind="vectors", x_title="dimension",
-                   y_title="token"), "X")
-qkv_note = "" if kind == "MHA" else f" Head {zoom} reads key/value head {kv + 1}, shared with other query heads ({kind})."
-step("2 · Queries, keys, values",
+dimension, token = tr("attention.steps.dimension"), tr("attention.steps.token")
+step(tr("attention.steps.x_title"),
+     [r"X = \mathrm{Embedding}(" + words("attention.steps.tokens_tex") + r") + PE",
+      r"X \in \mathbb{R}^{n \times d_{model}}"],
+     tr("attention.steps.x_note", d_model=settings.d_model) + cut_note(settings.d_model),
+     matrix_figure(result.X, dims(settings.d_model), labels, title="X", kind="vectors", x_title=dimension,
+                   y_title=token, lang=lg), "X")
+qkv_note = "" if kind == "MHA" else tr("attention.steps.qkv_shared", head=zoom, kv=kv + 1, kind=kind)
+step(tr("attention.steps.qkv_title"),
      [r"Q_i = X W_i^Q,\quad K_i = X W_i^K,\quad V_i = X W_i^V",
       r"W_i^Q, W_i^K \in \mathbb{R}^{d_{model} \times d_k},\quad W_i^V \in \mathbb{R}^{d_{model} \times d_v}"],
-     f"{d_head} numbers per token and head." + qkv_note + cut_note(d_head),
+     tr("attention.steps.qkv_note", d_head=d_head) + qkv_note + cut_note(d_head),
      vectors_grid([result.Q[h], result.K[kv], result.V[kv]], labels,
-                  [f"Q (head {zoom})", f"K (kv head {kv + 1})", f"V (kv head {kv + 1})"]), "QKV")
+                  [tr("attention.steps.q_panel", head=zoom), tr("attention.steps.k_panel", kv=kv + 1),
+                   tr("attention.steps.v_panel", kv=kv + 1)], lang=lg), "QKV")
 # Steps 3, 4 and 6 share one colour scale: on scales of their own, Q Kᵀ and Q Kᵀ / √d_k looked identical.
 score_bound = shared_bound(result.QK[h], result.scaled[h])
-step("3 · Scores QKᵀ", [r"S = Q_i K_i^\top"], "How well each query matches each key: a dot product.",
-     matrix_figure(result.QK[h], labels, labels, title="Q Kᵀ", bound=score_bound), "QK")
+step(tr("attention.steps.qk_title"), [r"S = Q_i K_i^\top"], tr("attention.steps.qk_note"),
+     matrix_figure(result.QK[h], labels, labels, title=tr("attention.steps.qk_figure"), bound=score_bound,
+                   lang=lg), "QK")
 if settings.scale:
-    scaled_note = (f"Divided by √{d_head} = {d_head ** 0.5:.2f} so the spread does not grow with d_k (see below). "
-                   "Same colour scale as step 3: every score is that many times closer to 0, so paler.")
+    scaled_note = tr("attention.steps.scale_note", d_head=d_head, sqrt=d_head ** 0.5)
 else:
-    scaled_note = "**Scaling is off**: the scores go into the softmax as they are."
-step("4 · Scale", [r"\frac{QK^\top}{\sqrt{d_k}}"], scaled_note,
-     matrix_figure(result.scaled[h], labels, labels, title="scaled scores" if settings.scale else "scores",
-                   bound=score_bound), "scaled")
+    scaled_note = tr("attention.steps.scale_off_note")
+step(tr("attention.steps.scale_title"), [r"\frac{QK^\top}{\sqrt{d_k}}"], scaled_note,
+     matrix_figure(result.scaled[h], labels, labels, bound=score_bound, lang=lg,
+                   title=tr("attention.steps.scaled_figure" if settings.scale else "attention.steps.unscaled_figure")),
+     "scaled")
+otherwise = words("attention.mask_tex.otherwise")
 mask_formula = {
-    "none": r"M_{i,j} = 0 \text{ for every } i, j",
+    "none": r"M_{i,j} = 0 \quad \forall\, i, j",
     "causal": r"M_{i,j} = \begin{cases} 0, & j \le i \\ -\infty, & j > i \end{cases}",
-    "padding": r"M_{i,j} = \begin{cases} 0, & \text{token } j \text{ is real} \\ -\infty, & "
-               r"\text{token } j \text{ is [PAD]} \end{cases}",
-    "sliding_window": r"M_{i,j} = \begin{cases} 0, & i - w < j \le i \\ -\infty, & \text{otherwise} \end{cases}",
-    "prefix": r"M_{i,j} = \begin{cases} 0, & j \le i \text{ or } j < p \\ -\infty, & \text{otherwise} \end{cases}",
+    "padding": r"M_{i,j} = \begin{cases} 0, & j < n \\ -\infty, & j \ge n \;(" + words("attention.mask_tex.pad")
+               + r") \end{cases}",
+    "sliding_window": r"M_{i,j} = \begin{cases} 0, & i - w < j \le i \\ -\infty, & " + otherwise + r" \end{cases}",
+    "prefix": r"M_{i,j} = \begin{cases} 0, & j \le i \;" + words("attention.mask_tex.or") + r"\; j < p \\ -\infty, & "
+              + otherwise + r" \end{cases}",
 }[settings.mask]
-mask_note = {
-    "none": "Nothing is hidden: every token sees the whole sentence (an encoder).",
-    "causal": "Upper triangle is -∞: a token never sees the tokens after it (GPT).",
-    "padding": f"{settings.pad_len} [PAD] token(s) fill the sentence to a batch's length; no query may read them.",
-    "sliding_window": f"Each token sees only itself and the {settings.window - 1} before it (w = {settings.window}).",
-    "prefix": f"The first {settings.prefix_len} token(s) see each other in both directions; the rest is causal.",
-}[settings.mask]
-step("5 · Mask M", [mask_formula], mask_note + " Grey cells are -∞.",
-     matrix_figure(result.M, labels, labels, title="M", kind="mask"), "M")
-step("6 · Add the mask", [r"\frac{QK^\top}{\sqrt{d_k}} + M"], "Masked scores are -∞ (grey): e^{-∞} = 0.",
-     matrix_figure(result.masked[h], labels, labels, title="scores + M", bound=score_bound), "masked")
-step("7 · Softmax", [r"A_{i,j} = \frac{e^{s_{i,j}}}{\sum_{j'} e^{s_{i,j'}}}"],
-     "Each row becomes weights that add up to 1; masked keys get exactly 0.",
-     matrix_figure(result.weights[h], labels, labels, title=f"attention weights (head {zoom})", kind="weights"),
-     "softmax")
-step("8 · Weights × V", [r"\mathrm{head}_i = A\,V_i"], "Each token's output is a weighted average of the values."
-     + cut_note(d_head),
-     matrix_figure(result.Z[h], dims(d_head), labels, title=f"head {zoom} output", kind="vectors",
-                   x_title="dimension", y_title="token"), "Z")
-step("9 · Concatenate the heads", [r"\mathrm{Concat}(\mathrm{head}_1, \dots, \mathrm{head}_h)"],
-     f"{n_head} heads × {d_head} = {n_head * d_head} columns." + cut_note(n_head * d_head),
+mask_note = tr(f"attention.mask_note.{settings.mask}", pad_len=settings.pad_len, n=len(tokens),
+               before=settings.window - 1, window=settings.window, prefix_len=settings.prefix_len)
+step(tr("attention.steps.mask_title"), [mask_formula], mask_note + tr("attention.steps.mask_grey"),
+     matrix_figure(result.M, labels, labels, title=tr("attention.steps.mask_figure"), kind="mask", lang=lg), "M")
+step(tr("attention.steps.masked_title"), [r"\frac{QK^\top}{\sqrt{d_k}} + M"], tr("attention.steps.masked_note"),
+     matrix_figure(result.masked[h], labels, labels, title=tr("attention.steps.masked_figure"), bound=score_bound,
+                   lang=lg), "masked")
+step(tr("attention.steps.softmax_title"), [r"A_{i,j} = \frac{e^{s_{i,j}}}{\sum_{j'} e^{s_{i,j'}}}"],
+     tr("attention.steps.softmax_note"),
+     matrix_figure(result.weights[h], labels, labels, title=tr("attention.steps.softmax_figure", head=zoom),
+                   kind="weights", lang=lg), "softmax")
+step(tr("attention.steps.z_title"), [r"\mathrm{head}_i = A\,V_i"], tr("attention.steps.z_note") + cut_note(d_head),
+     matrix_figure(result.Z[h], dims(d_head), labels, title=tr("attention.steps.z_figure", head=zoom), kind="vectors",
+                   x_title=dimension, y_title=token, lang=lg), "Z")
+step(tr("attention.steps.concat_title"), [r"\mathrm{Concat}(\mathrm{head}_1, \dots, \mathrm{head}_h)"],
+     tr("attention.steps.concat_note", n_head=n_head, d_head=d_head, columns=n_head * d_head)
+     + cut_note(n_head * d_head),
      matrix_figure(result.concat, [f"h{i // d_head + 1}.{i % d_head}" for i in range(n_head * d_head)], labels,
-                   title="concat", kind="vectors", x_title="head.dimension", y_title="token"), "concat")
-step("10 · Output projection W^O",
+                   title=tr("attention.steps.concat_figure"), kind="vectors",
+                   x_title=tr("attention.steps.head_dimension"), y_title=token, lang=lg), "concat")
+step(tr("attention.steps.out_title"),
      [r"\mathrm{MultiHead} = \mathrm{Concat}(\mathrm{head}_1, \dots, \mathrm{head}_h)\,W^O",
       r"W^O \in \mathbb{R}^{h d_v \times d_{model}}"],
-     f"Back to d_model = {settings.d_model} per token: this goes on to the residual stream and the FFN. Head "
-     f"{zoom} alone contributes head_{zoom} W^O (its rows of W^O)." + cut_note(settings.d_model),
-     matrix_figure(result.output, dims(settings.d_model), labels, title="attention output", kind="vectors",
-                   x_title="dimension", y_title="token"), "out")
+     tr("attention.steps.out_note", d_model=settings.d_model, head=zoom) + cut_note(settings.d_model),
+     matrix_figure(result.output, dims(settings.d_model), labels, title=tr("attention.steps.out_figure"),
+                   kind="vectors", x_title=dimension, y_title=token, lang=lg), "out")
 
 # ---- why sqrt(d_k) -------------------------------------------------------------------------------------------------
-st.header("Why divide by √d_k?")
-st.markdown(
-    "If the entries of q and k are independent, zero-mean and of variance 1, their dot product has variance d_k "
-    "(Vaswani et al. 2017, footnote 4): the wider the heads, the larger the scores. Below, this sentence's X is "
-    "projected to Q and K of growing width (8 random heads each). **Without scaling** the softmax saturates: "
-    "almost all weight on one key (entropy near 0, tiny gradients). **With** ÷√d_k the distribution keeps its "
-    "shape. The stars are this layer's own heads."
-)
-st.latex(r"q_i, k_i \text{ independent, mean } 0, \text{ variance } 1:\quad "
+st.header(tr("attention.sqrt_dk.header"))
+st.markdown(tr("attention.sqrt_dk.explain", heads=HEADS_PER_DK))
+st.latex(r"q_i, k_i\ " + words("attention.sqrt_dk.condition_tex") + r":\quad "
          r"\operatorname{Var}(q \cdot k) = d_k \;\Rightarrow\; "
          r"\operatorname{Var}\!\left(\frac{q \cdot k}{\sqrt{d_k}}\right) = 1")
-chart(sqrt_dk_figure(study(tokens, settings), result.sharpness), "sqrt_dk")
+chart(sqrt_dk_figure(study(tokens, settings), result.sharpness, lang=lg), "sqrt_dk")
 
 # ---- parameters ----------------------------------------------------------------------------------------------------
-st.header("Parameters and KV cache: MHA vs GQA vs MQA")
+st.header(tr("attention.params.header"))
 rows = params(settings.d_model, n_head, result.n_kv_head)
 st.latex(r"\underbrace{d_{model}\cdot h d_k}_{W^Q} + \underbrace{2\, d_{model}\cdot n_{kv} d_k}_{W^K,\,W^V} + "
-         r"\underbrace{h d_v \cdot d_{model}}_{W^O} \;(+\text{biases}),\qquad "
-         r"\text{KV cache per token per layer} = 2 \cdot n_{kv} \cdot d_k \cdot \text{bytes}")
+         r"\underbrace{h d_v \cdot d_{model}}_{W^O} \;(+" + words("attention.params.biases_tex") + r"),\qquad "
+         + words("attention.params.kv_cache_tex") + r" = 2 \cdot n_{kv} \cdot d_k \cdot "
+         + words("attention.params.bytes_tex"))
 left, right = st.columns([3, 2])
 with left:
     st.dataframe(pd.DataFrame([{
-        "kind": r.kind, "n_kv_head": r.n_kv_head, "W^Q": r.w_q, "W^K": r.w_k, "W^V": r.w_v, "W^O": r.w_o,
-        "total": r.total, "KV cache / token (fp16)": f"{r.kv_cache_bytes_per_token(2):,} B",
-        "this layer": "◀" if r.n_kv_head == result.n_kv_head else "",
+        tr("attention.params.kind"): r.kind, "n_kv_head": r.n_kv_head, "W^Q": r.w_q, "W^K": r.w_k, "W^V": r.w_v,
+        "W^O": r.w_o, tr("attention.params.total"): r.total,
+        tr("attention.params.kv_cache"): tr("attention.params.bytes", n=r.kv_cache_bytes_per_token(2)),
+        tr("attention.params.this_layer"): "◀" if r.n_kv_head == result.n_kv_head else "",
     } for r in rows]), hide_index=True)
-    st.caption("GQA and MQA shrink only W^K and W^V, but the KV cache, which grows with every generated token "
-               "(and every layer), shrinks by n_head / n_kv_head. fp32 doubles the bytes.")
+    st.caption(tr("attention.params.caption"))
 with right:
-    chart(params_figure(rows), "params")
+    chart(params_figure(rows, lang=lg), "params")

@@ -3,84 +3,95 @@ import streamlit as st
 
 from explorer import limits
 from explorer.labs import generation as lab
-from explorer.models.quantization import smollm2_weights
 from explorer.safe_text import escape_markdown
-from explorer.ui.common import chart, page_header, report_invalid
-from explorer.ui.generation import (MODEL_LABELS, decoding_controls, generation_queue, get_generator_model, lab_state,
-                                    text_markdown, wait_for_turn)
+from explorer.ui.common import chart, page_header, presenting, report_invalid
+from explorer.ui.generation import (VIEW, decoding_controls, generation_queue, get_generator_model, lab_state,
+                                    labels, model_labels, quantization_type, smollm2_note, text_markdown,
+                                    wait_for_turn)
+from explorer.ui.i18n import lang, say, tr
 from explorer.ui.token_chips import token_chips
-from explorer.viz.generation import (attention_over_context, candidate_bars, entropy_line, quoted, speed_chart,
-                                     timeline)
+from explorer.ui.url_state import link_and_reset, show_problems
+from explorer.viz.generation import (attention_over_context, candidate_bars, entropy_line, head_labels, quoted,
+                                     speed_chart, timeline)
 
+ANSWER_HEIGHT = 260  # px: the answer box keeps a fixed size and scrolls, so the page below it does not jump
 
-page_header(
-    "Generation lab",
-    "A decoder-only model writes by **causal language modelling**: it reads the text so far, scores every token of "
-    "its vocabulary, turns the scores into probabilities, picks one token, appends it and starts again "
-    "(今天天气 → 今天天气很 → 今天天气很好). Here you watch SmolLM2-135M-Instruct do it live and see every "
-    "choice. The tiny models have random weights: their gibberish shows that all the fluency lives in the "
-    "trained weights, not in the architecture.",
-    "预训练任务——CLM · 推理与部署 (KV Cache)",
-)
-st.latex(r"P(x_1,\dots,x_n)=\prod_{t} P(x_t \mid x_{<t}),\qquad "
-         r"P(x_t = i \mid x_{<t}) = \mathrm{softmax}(z)_i = \frac{e^{z_i}}{\sum_j e^{z_j}}")
+CLM = (r"$$P(x_1,\dots,x_n)=\prod_{t} P(x_t \mid x_{<t}),\qquad "
+       r"P(x_t = i \mid x_{<t}) = \mathrm{softmax}(z)_i = \frac{e^{z_i}}{\sum_j e^{z_j}}$$")
+about = "\n\n".join([tr("generation.about_body"), CLM, smollm2_note()])
+if presenting():  # one folded block above the controls, so the buttons and the answer stay on the first screen
+    page_header(tr("generation.title"), "\n\n".join([tr("generation.intro"), about]), tr("generation.course_section"))
+else:
+    page_header(tr("generation.title"), tr("generation.intro"), tr("generation.course_section"))
+    with st.expander(tr("generation.about")):
+        st.markdown(about)
+show_problems(VIEW.open())
+with st.sidebar:
+    link_and_reset(VIEW)
 state = lab_state()
 was_interrupted = state.interrupted()
 
-# ---- the prompt -----------------------------------------------------------------------------------------------
-left, right = st.columns([3, 2], gap="large")
+# ---- the prompt and the buttons (left), the answer beside them (right), the decoding settings in the sidebar ----
+left, right = st.columns(2, gap="medium")
 with left:
-    model_name = st.selectbox("Model", lab.MODEL_CHOICES, format_func=MODEL_LABELS.get, key="gen_model")
+    model_name = st.selectbox(tr("generation.model"), lab.MODEL_CHOICES, format_func=model_labels(),
+                              key=VIEW.key("model"))
+    chat = st.radio(tr("generation.format"), [True, False], horizontal=True, key=VIEW.key("chat"),
+                    format_func=labels(lambda v: "generation.chat" if v else "generation.plain"),
+                    help=tr("generation.format_help"))
     pm = get_generator_model(model_name)
-    st.caption(f"{pm.title}. Context window: {pm.config.max_seq_len} tokens.")
-    if model_name == lab.REAL_MODEL:
-        st.caption(smollm2_weights().note)
-    chat = st.radio("Prompt format", ["Chat", "Plain completion"], horizontal=True, key="gen_format",
-                    help="Chat wraps your text in the model's chat template, the format it was fine-tuned on, and "
-                         "lets it answer. Plain completion just continues your text.") == "Chat"
-    fallback_slot = st.empty()  # filled once the lab has read the settings
-    prompt = st.text_area("Prompt", lab.DEFAULT_PROMPT, key="gen_prompt", max_chars=limits.GENERATION_PROMPT_MAX_CHARS,
-                          height=90, help="Try plain completion of the course's example, 今天天气, too.")
-    st.caption(limits.prompt_limits_note())
-
-# ---- the settings ---------------------------------------------------------------------------------------------
+    prompt = st.text_area(tr("generation.prompt"), key=VIEW.key("prompt"), height=90,
+                          max_chars=limits.GENERATION_PROMPT_MAX_CHARS, help=tr("generation.prompt_help"))
+    buttons = st.container()
+    problem_slot = st.container()  # the fallback and the error, once the lab has read the settings
+    details = st.container()  # the limits and what the model reads, likewise
 with right:
-    requested = decoding_controls(model_name, prompt, chat)
+    notice = st.empty()
+    output = st.container(border=True, key="gen_output")
+    if model_name == lab.REAL_MODEL:
+        st.caption(tr("generation.chinese_note"))
+        st.caption(tr("generation.smollm2_caption", context=pm.config.max_seq_len, quant=quantization_type()))
+    else:
+        st.caption(tr("generation.tiny_caption", title=pm.title, context=pm.config.max_seq_len))
 
-with st.expander("What the settings do, as formulas"):
-    st.markdown("Applied in this order to the scores z (the logits), as in Hugging Face's `generate`:")
-    st.latex(r"\text{repetition penalty } \theta:\; z_i \leftarrow \begin{cases} z_i/\theta & z_i>0 \\ "
-             r"z_i\,\theta & z_i \le 0\end{cases}\ \text{ for every token already in the text}")
-    st.latex(r"\text{temperature: } p_i = \frac{e^{z_i/T}}{\sum_j e^{z_j/T}}")
-    st.latex(r"\text{top-}k:\ \text{keep the } k \text{ largest } z_i \qquad "
-             r"\text{top-}p:\ \text{keep the smallest set } V_p \text{ with } \sum_{i\in V_p} p_i \ge p")
-    st.latex(r"\text{min-}p:\ \text{keep } i \text{ if } p_i \ge \text{min-}p \cdot \max_j p_j")
-    st.markdown("The kept probabilities are renormalised and one token is drawn (sampling) or the largest taken "
-                "(greedy, which only uses the repetition penalty). The entropy H = −Σ p log₂ p measures how unsure "
-                "the model is: 2^H is the number of equally likely tokens it amounts to.")
+with st.sidebar:
+    requested = decoding_controls(model_name, prompt, chat)
+    with st.expander(tr("generation.formulas")):
+        st.markdown(tr("generation.formulas_order"))
+        st.markdown(tr("generation.formulas_penalty"))
+        st.latex(r"z_i \leftarrow \begin{cases} z_i/\theta & z_i>0 \\ z_i\,\theta & z_i \le 0\end{cases}")
+        st.markdown(tr("generation.formulas_temperature"))
+        st.latex(r"p_i = \frac{e^{z_i/T}}{\sum_j e^{z_j/T}}")
+        st.markdown(tr("generation.formulas_top"))
+        st.latex(r"\sum_{i\in V_p} p_i \ge p \qquad\qquad p_i \ge \text{min-}p \cdot \max_j p_j")
+        st.markdown(tr("generation.formulas_rest"))
+VIEW.publish()
 
 outcome = lab.run(pm, requested)
-if outcome.fallback:
-    fallback_slot.warning(escape_markdown(outcome.fallback))
-with left:
-    if outcome.result is not None:
-        with st.expander(f"What the model reads: {len(outcome.result)} tokens "
-                         f"(at most {limits.GENERATION_MAX_PROMPT_TOKENS})"):
-            st.markdown(token_chips(outcome.result.labels))
+with problem_slot:
+    if outcome.fallback:
+        st.warning(escape_markdown(str(say(outcome.fallback))))
     if outcome.error:
         report_invalid(outcome.error)
 prompt_ok = outcome.ok
 started_with = outcome.settings
 
-# ---- the buttons ----------------------------------------------------------------------------------------------
-b1, b2, b3, b4 = st.columns(4)
-run_all = b1.button("Generate", type="primary", key="gen_go", disabled=not prompt_ok, width="stretch")
-one_more = b2.button("Next token", key="gen_step", disabled=not prompt_ok, width="stretch",
-                     help="Step mode: one token per click, with its candidates and attention.")
-b3.button("Stop", key="gen_stop", disabled=not run_all, width="stretch",
-          help="Stops the text while it is being written.")
-if b4.button("Reset", key="gen_reset", width="stretch"):
-    state.reset()
+with buttons:
+    b1, b2, b3, b4 = st.columns(4)
+    run_all = b1.button(tr("generation.generate"), type="primary", key="gen_go", disabled=not prompt_ok,
+                        width="stretch")
+    one_more = b2.button(tr("generation.next_token"), key="gen_step", disabled=not prompt_ok, width="stretch",
+                         help=tr("generation.next_token_help"))
+    b3.button(tr("generation.stop"), key="gen_stop", disabled=not run_all, width="stretch",
+              help=tr("generation.stop_help"))
+    if b4.button(tr("generation.reset"), key="gen_reset", width="stretch", help=tr("generation.reset_help")):
+        state.reset()
+
+with details:
+    st.caption(say(limits.prompt_limits_note()))
+    if outcome.result is not None:
+        with st.expander(tr("generation.reads", n=len(outcome.result), cap=limits.GENERATION_MAX_PROMPT_TOKENS)):
+            st.markdown(token_chips(outcome.result.labels))
 
 
 def new_run():
@@ -89,17 +100,17 @@ def new_run():
 
 def mode_caption(run) -> str:
     if run.prompt.chat:
-        return "Chat mode: the model answers your message."
-    return "Plain completion of: " + escape_markdown(run.prompt.text[:200])
+        return tr("generation.mode_chat")
+    return tr("generation.mode_plain", text=escape_markdown(run.prompt.text[:200]))
 
 
 # The text so far lives in the session's run and is drawn here, above everything slow, on every script run: a stop
-# at any moment (the page's Stop, Streamlit's own, a new click) leaves it and the controls on the page.
-notice = st.empty()
-output = st.container(border=True, key="gen_output")
+# at any moment (the page's Stop, Streamlit's own, a new click) leaves it and the controls on the page. The text box
+# has a fixed height and autoscroll: the browser keeps it scrolled to its bottom as the text grows, so the newest
+# words stay in sight on the first screen and the page below does not jump.
 with output:
     heading = st.empty()
-    with st.container(key="gen_text"):
+    with st.container(key="gen_text", height=ANSWER_HEIGHT, border=False, autoscroll=True):
         text_slot = st.empty()
     status = st.empty()
 if state.run is not None and state.run.steps:  # before any step is computed: a stop during it keeps the text
@@ -108,7 +119,7 @@ if state.run is not None and state.run.steps:  # before any step is computed: a 
 
 if run_all and prompt_ok:
     with generation_queue().join() as ticket:  # a few runs at a time leave the server room for every other page
-        wait_for_turn(ticket, notice)
+        wait_for_turn(ticket, notice, lang())
         run = state.start(new_run(), started_with, stream=True)
         heading.caption(mode_caption(run))
         text_slot.markdown(text_markdown(""))
@@ -116,17 +127,17 @@ if run_all and prompt_ok:
             if step.delta:
                 text_slot.markdown(text_markdown(run.text))
             tps = lab.summarize(run.steps).tokens_per_second
-            status.caption(f"token {step.index + 1} of at most {run.settings.max_new_tokens} · {tps:.1f} tokens/s")
+            status.caption(tr("generation.streaming", n=step.index + 1, cap=run.settings.max_new_tokens, tps=tps))
         state.end_stream(run)
 elif one_more and prompt_ok:
     run, changed = state.run_to_step(started_with, new_run)
     if changed:
-        notice.info("The prompt or the settings changed: a new run starts.")
+        notice.info(tr("generation.new_run"))
     next(run, None)
 
 run = state.run
 if run is None or not run.steps:
-    text_slot.markdown("Press **Generate** to watch the model write, or **Next token** to go one token at a time.")
+    text_slot.markdown(tr("generation.press_generate"))
     st.stop()
 
 # ---- the run ----------------------------------------------------------------------------------------------------
@@ -139,76 +150,76 @@ heading.caption(mode_caption(run))
 text_slot.markdown(text_markdown(summary.text))
 with status.container():
     if summary.finish is not None:
-        st.caption(f"Finished after {len(steps)} tokens: {summary.finish}.")
+        st.caption(tr("generation.finished", n=len(steps), reason=summary.finish))
         if summary.cut_character:
-            st.caption("The final � is a character cut in half: its first bytes were generated, the rest never was.")
+            st.caption(tr("generation.cut_character"))
     elif state.stopped or was_interrupted:
-        st.warning(f"Stopped after {len(steps)} tokens. **Next token** carries on from here.")
+        st.warning(tr("generation.stopped", n=len(steps)))
     else:
-        st.caption(f"Paused after {len(steps)} tokens (step mode): press **Next token** for one more.")
+        st.caption(tr("generation.paused", n=len(steps)))
     if state.started_with != started_with:
-        st.caption("This run was made with other settings than the ones shown above.")
+        st.caption(tr("generation.other_settings"))
 
 m1, m2, m3, m4 = st.columns(4)
-m1.metric("Tokens generated", summary.n_tokens)
-m2.metric("Tokens per second", f"{summary.tokens_per_second:.1f}",
-          help="Measured on this run, after the first token (which also reads the whole prompt).")
-m3.metric("First token (ms)", f"{summary.first_token_ms:.0f}", help="Reading the prompt and picking token 1.")
-m4.metric("Mean entropy (bits)", f"{summary.mean_entropy_bits:.2f}",
-          help="Of the model's own distribution, averaged over the steps.")
-st.caption(f"Decoding: {run.settings.describe()}; KV cache {'on' if run.use_cache else 'off'}.")
+m1.metric(tr("generation.metric.tokens"), summary.n_tokens)
+m2.metric(tr("generation.metric.tps"), tr("generation.metric.tps_value", tps=summary.tokens_per_second),
+          help=tr("generation.metric.tps_help"))
+m3.metric(tr("generation.metric.first_ms"), tr("generation.metric.first_ms_value", ms=summary.first_token_ms),
+          help=tr("generation.metric.first_ms_help"))
+m4.metric(tr("generation.metric.entropy"), tr("generation.metric.entropy_value", h=summary.mean_entropy_bits),
+          help=tr("generation.metric.entropy_help"))
+st.caption(tr("generation.decoding_caption", how=say(run.settings.describe()),
+              cache=tr("generation.cache_on" if run.use_cache else "generation.cache_off")))
+if getattr(state.started_with, "model", None) == lab.REAL_MODEL:
+    st.caption(tr("generation.smollm2_numbers", quant=quantization_type()))
 
-tab_steps, tab_timeline, tab_speed = st.tabs(["Token by token", "The whole run", "Speed: KV cache on vs off"])
+tab_steps, tab_timeline, tab_speed = st.tabs([tr("generation.tab.steps"), tr("generation.tab.timeline"),
+                                              tr("generation.tab.speed")])
 
 with tab_steps:
     n = len(steps)
     pick = n
     if n > 1:
-        pick = st.slider("Token to inspect", 1, n, n, key=f"gen_inspect_{state.number}_{n}",
-                         help="The newest token is selected after every step.")
+        pick = st.slider(tr("generation.inspect"), 1, n, n, key=f"gen_inspect_{state.number}_{n}",
+                         help=tr("generation.inspect_help"))
     step = steps[pick - 1]
-    st.markdown(f"Token {pick}: **{escape_markdown(quoted(step.label))}** with probability {step.prob:.3f} "
-                f"(model alone {step.model_prob:.3f}); {step.n_kept} of the {run.model.cfg.vocab_size} "
-                "tokens of the vocabulary were still in play; "
-                f"entropy {step.model_entropy:.2f} bits → about {2 ** step.model_entropy:.0f} equally likely choices.")
+    st.markdown(tr("generation.step_line", n=pick, token=escape_markdown(quoted(step.label)), p=step.prob,
+                   model_p=step.model_prob, kept=step.n_kept, vocab=run.model.cfg.vocab_size,
+                   h=step.model_entropy, choices=2 ** step.model_entropy))
     col_a, col_b = st.columns([2, 3])
     with col_a:
-        chart(candidate_bars(step), key="gen_candidates")
+        chart(candidate_bars(step, lang()), key="gen_candidates")
     with col_b:
-        labels = run.context_labels(step)
-        heads = ["average of the heads"] + [f"head {h}" for h in range(run.model.cfg.n_head)]
-        head = st.selectbox("Heads", heads, key=f"gen_head_{run.model.cfg.n_head}")
-        head_index = None if head == heads[0] else heads.index(head) - 1
-        chart(attention_over_context(step, labels, head=head_index), key="gen_attention")
-        st.caption("Each row is one layer: the newest token of the context (its query) against every earlier "
-                   "token (their keys). This is the attention that produced the scores for the pick.")
+        heads = [None, *range(run.model.cfg.n_head)]
+        head = st.selectbox(tr("generation.heads.label"), heads, key=f"gen_head_{run.model.cfg.n_head}",
+                            format_func=head_labels(lang()))
+        chart(attention_over_context(step, run.context_labels(step), lang=lang(), head=head), key="gen_attention")
+        st.caption(tr("generation.attention_caption"))
         st.latex(r"a = \mathrm{softmax}\!\left(\frac{q_{t}\,K_{\le t}^\top}{\sqrt{d_k}}\right)")
 
 with tab_timeline:
     generated_labels = run.generated_labels()
-    chart(timeline(steps, generated_labels), key="gen_timeline")
-    chart(entropy_line(steps, generated_labels), key="gen_entropy")
+    chart(timeline(steps, generated_labels, lang=lang()), key="gen_timeline")
+    chart(entropy_line(steps, generated_labels, lang=lang()), key="gen_entropy")
 
 with tab_speed:
-    st.markdown("Without a cache, every step runs the **whole** text through the model again; with a KV cache "
-                "each layer keeps the keys and values it already computed, and a step only runs the newest token.")
-    st.latex(r"\text{tokens through the model for } n \text{ new tokens after a prompt of } n_0:\quad "
-             r"\underbrace{\textstyle\sum_{t=0}^{n-1}(n_0+t)}_{\text{no cache}}\quad\text{vs}\quad "
-             r"\underbrace{n_0 + (n-1)}_{\text{KV cache}}")
+    st.markdown(tr("generation.speed_intro"))
+    st.markdown(tr("generation.speed_formula_lead"))
+    st.latex(r"\underbrace{\textstyle\sum_{t=0}^{n-1}(n_0+t)}_{\text{KV cache}\ \times}\qquad\qquad "
+             r"\underbrace{n_0 + (n-1)}_{\text{KV cache}\ \checkmark}")
     n_replay = lab.replay_length(run)
     if len(steps) < 2:
-        st.info("Generate at least 2 tokens to compare speeds.")
-    elif st.button(f"Time this run with the KV cache on and off (first {n_replay} tokens)", key="gen_measure"):
-        with st.spinner("Replaying the run twice…"):
+        st.caption(tr("generation.speed_need_two"))
+    elif st.button(tr("generation.speed_button", n=n_replay), key="gen_measure"):
+        with st.spinner(tr("generation.speed_spinner")):
             with generation_queue().join() as ticket:
-                wait_for_turn(ticket, notice)
+                wait_for_turn(ticket, notice, lang())
                 state.speed = lab.compare_cache(run, n_replay)
     if state.speed:
         s1, s2, s3 = st.columns(3)
-        s1.metric("KV cache on (tokens/s)", f"{state.speed.on.tokens_per_second:.1f}")
-        s2.metric("KV cache off (tokens/s)", f"{state.speed.off.tokens_per_second:.1f}")
-        s3.metric("Speed-up from the cache", f"{state.speed.speedup:.1f}×")
-        chart(speed_chart(state.speed, run.generated_labels()), key="gen_speed")
-        st.caption("Both replays feed the exact tokens of your run (teacher forcing), so they do the same work. "
-                   "The cost of the cache is memory: 2 × layers × kv-heads × d_head numbers per token "
-                   f"({run.model.cfg.kv_values_per_token} for this model).")
+        s1.metric(tr("generation.speed_on"), tr("generation.metric.tps_value", tps=state.speed.on.tokens_per_second))
+        s2.metric(tr("generation.speed_off"), tr("generation.metric.tps_value",
+                                                 tps=state.speed.off.tokens_per_second))
+        s3.metric(tr("generation.speedup"), tr("generation.speedup_value", x=state.speed.speedup))
+        chart(speed_chart(state.speed, run.generated_labels(), lang=lang()), key="gen_speed")
+        st.caption(tr("generation.speed_caption", values=run.model.cfg.kv_values_per_token))

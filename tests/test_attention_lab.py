@@ -20,39 +20,14 @@ from explorer.labs.attention import (
     sqrt_dk_study,
 )
 from explorer.model import KVCache, Transformer
-from explorer.models.pretrained import minilm_folder
 from explorer.models.toy_tokens import (
-    DEFAULT_SENTENCE, MAX_LAB_TOKENS, tokenize, tokenize_for_lab, toy_vocab_size,
+    DEFAULT_SENTENCE, MAX_LAB_TOKENS, tokenize, tokenize_for_lab, toy_tokenizer,
 )
 
 SENTENCE = "The cat sat on the mat because it was tired"
 
 
 # ---- tokenizer -------------------------------------------------------------------------------------------------
-
-@pytest.fixture(scope="module")
-def hf_tokenizer():
-    from transformers import AutoTokenizer
-    return AutoTokenizer.from_pretrained(str(minilm_folder()))
-
-
-@pytest.mark.parametrize("text", [SENTENCE, "unbelievably tokenization!", "我爱北京天安门", "Hello 世界"])
-def test_tokens_match_transformers_bert_tokenizer(hf_tokenizer, text):
-    tokens = tokenize(text)
-    ref_ids = hf_tokenizer(text, add_special_tokens=False)["input_ids"]
-    assert list(tokens.ids) == ref_ids
-    for shown, piece in zip(tokens.tokens, hf_tokenizer.convert_ids_to_tokens(ref_ids)):
-        assert shown == piece or piece == "[UNK]"  # unknown characters are shown as typed
-
-
-def test_chinese_splits_into_characters_and_unknown_ones_stay_distinct():
-    tokens = tokenize(DEFAULT_SENTENCE)
-    assert tokens.tokens == tuple(DEFAULT_SENTENCE)
-    assert tokens.toy_ids[1] == tokens.toy_ids[2]  # 天 twice: one embedding row
-    distinct = {t: i for t, i in zip(tokens.tokens, tokens.toy_ids)}
-    assert len(set(distinct.values())) == len(distinct)  # 今 气 很 好 are all [UNK] for WordPiece, not here
-    assert all(0 <= i < toy_vocab_size() for i in tokens.toy_ids)
-
 
 def test_empty_and_too_long_sentences_are_explained():
     with pytest.raises(ValueError, match="empty"):
@@ -61,8 +36,10 @@ def test_empty_and_too_long_sentences_are_explained():
         tokenize("word " * (MAX_LAB_TOKENS + 1))
     empty = tokenize_for_lab("")
     assert empty.error and empty.tokens.text == DEFAULT_SENTENCE
-    long = tokenize_for_lab("word " * 50)
-    assert "50 tokens" in long.error and len(long.tokens) == MAX_LAB_TOKENS
+    long_text = "word " * 50
+    n = len(toy_tokenizer().encode(long_text))  # the tokenizer's own count, which the sentence must quote
+    long = tokenize_for_lab(long_text)
+    assert f"{n} tokens" in long.error and n > MAX_LAB_TOKENS and len(long.tokens) == MAX_LAB_TOKENS
 
 
 def test_tokenizer_is_safe_from_many_threads():
@@ -231,6 +208,18 @@ def at():
     return AppTest.from_file(str(ROOT / "labs/attention.py"), default_timeout=120).run()
 
 
+def key(name):
+    """The widget key of one of the lab's controls (explorer.ui.url_state: '<lab>.<name>')."""
+    from explorer.ui.attention import VIEW
+    return VIEW.key(name)
+
+
+def default_labels():
+    """The axis labels of the default sentence, from its Tokens: the tokenizer decides how many there are."""
+    from explorer.viz.heatmap import unique_labels
+    return unique_labels(tokenize(DEFAULT_SENTENCE).tokens)
+
+
 def figures(at):
     return [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
 
@@ -257,52 +246,59 @@ def no_errors(at):
     assert not at.exception, [e.value for e in at.exception]
 
 
+def captions(at) -> str:
+    return " ".join(c.value for c in at.caption)
+
+
 def test_page_defaults(at):
     no_errors(at)
-    assert not at.error
-    assert "`今` `天` `天` `气` `很` `好`" in at.markdown[0].value + "".join(m.value for m in at.markdown)
+    assert not at.error and not at.warning
+    assert at.text_input(key=key("sentence")).value == DEFAULT_SENTENCE
+    assert figure(at, "attention weights (head 1)")["data"][0]["x"] == default_labels()
     assert len(figure(at, "Attention weights of all")["data"]) == 4
     assert at.latex, "formulas from the course next to the steps"
+    assert not at.info, "the layer's summary is a caption, so the head grid stays on the first screen"
 
 
 def test_heads_slider_changes_the_grid(at):
-    at.slider(key="n_head").set_value(2).run()
+    at.slider(key=key("n_head")).set_value(2).run()
     no_errors(at)
     assert len(figure(at, "Attention weights of all")["data"]) == 2
-    at.slider(key="n_head").set_value(4).run()
+    at.slider(key=key("n_head")).set_value(4).run()
     grid = figure(at, "Attention weights of all")
     assert len(grid["data"]) == 4
-    assert any("d_k = d_v = 16" in i.value for i in at.info)
+    assert "d_k = d_v = 16" in captions(at)
 
 
 def test_causal_zeros_the_upper_triangle_and_none_does_not(at):
     weights = z(figure(at, "attention weights (head 1)"))
     assert np.all(np.triu(weights, 1) == 0)
-    at.selectbox(key="mask").set_value("none").run()
+    at.selectbox(key=key("mask")).set_value("none").run()
     weights = z(figure(at, "attention weights (head 1)"))
     assert np.all(weights > 0)
     assert "-inf" not in json.dumps(figure(at, "M")["data"][0]["text"])
 
 
 def test_padding_window_and_prefix_controls(at):
-    at.selectbox(key="mask").set_value("padding").run()
-    at.slider(key="pad_len").set_value(3).run()
+    at.text_input(key=key("sentence")).set_value(SENTENCE).run()  # long enough for a window and a prefix of 4
+    at.selectbox(key=key("mask")).set_value("padding").run()
+    at.slider(key=key("pad_len")).set_value(3).run()
     no_errors(at)
     fig = figure(at, "attention weights (head 1)")
     assert fig["data"][0]["x"][-3:] == ["[PAD]", "[PAD] (2)", "[PAD] (3)"]
     assert np.all(z(fig)[:, -3:] == 0)
-    at.selectbox(key="mask").set_value("sliding_window").run()
-    at.slider(key="window").set_value(2).run()
+    at.selectbox(key=key("mask")).set_value("sliding_window").run()
+    at.slider(key=key("window")).set_value(2).run()
     assert np.all((z(figure(at, "attention weights (head 1)")) > 0).sum(1) <= 2)
-    at.selectbox(key="mask").set_value("prefix").run()
-    at.slider(key="prefix_len").set_value(4).run()
+    at.selectbox(key=key("mask")).set_value("prefix").run()
+    at.slider(key=key("prefix_len")).set_value(4).run()
     weights = z(figure(at, "attention weights (head 1)"))
     assert np.all(weights[:4, :4] > 0) and np.all(np.triu(weights[4:], 5) == 0)
 
 
 def test_scaling_toggle(at):
     before = z(figure(at, "scaled scores"))
-    at.toggle(key="scale").set_value(False).run()
+    at.toggle(key=key("scale")).set_value(False).run()
     no_errors(at)
     after = z(figure(at, "scores"))
     np.testing.assert_allclose(after, z(figure(at, "Q Kᵀ")), atol=1e-6)
@@ -311,23 +307,34 @@ def test_scaling_toggle(at):
 
 
 def test_kv_heads_zoom_seed_and_d_model(at):
-    at.selectbox(key="n_kv_head_4").set_value(2).run()
-    assert any("GQA" in i.value for i in at.info)
+    at.selectbox(key=key("n_kv_head")).set_value(2).run()
+    assert "GQA" in captions(at)
     titles = [a["text"] for a in figure(at, "Attention weights of all")["layout"]["annotations"]]
     assert "head 4 · kv 2" in titles
-    at.select_slider(key="zoom_4").set_value(3).run()
+    at.select_slider(key=key("zoom_4")).set_value(3).run()
     assert any(h.value == "Step by step, head 3" for h in at.header)
     x_before = z(figure(at, "X"))
-    at.number_input(key="seed").set_value(5).run()
+    at.number_input(key=key("seed")).set_value(5).run()
     assert not np.allclose(z(figure(at, "X")), x_before)
-    at.number_input(key="d_model").set_value(128).run()
+    at.number_input(key=key("d_model")).set_value(128).run()
     no_errors(at)
-    assert z(figure(at, "X")).shape == (6, 64)  # first 64 of 128 columns
-    assert any("d_model = 128" in i.value for i in at.info)
+    assert z(figure(at, "X")).shape == (len(default_labels()), 64)  # first 64 of 128 columns
+    assert "d_model = 128" in captions(at)
+
+
+def test_moving_the_heads_keeps_mha_and_drops_an_impossible_kv_count(at):
+    at.slider(key=key("n_head")).set_value(8).run()
+    assert "MHA" in captions(at) and "8 key/value head(s)" in captions(at)  # MHA stays MHA: eight of its own
+    at.selectbox(key=key("n_kv_head")).set_value(4).run()
+    assert at.query_params["n_kv_head"] == "4" and "GQA" in captions(at)
+    at.slider(key=key("n_head")).set_value(6).run()  # 4 does not divide 6: back to MHA, no exception
+    no_errors(at)
+    assert at.selectbox(key=key("n_kv_head")).options == ["6 · MHA", "3 · GQA", "2 · GQA", "1 · MQA"]
+    assert "MHA" in captions(at) and "n_kv_head" not in at.query_params
 
 
 def test_invalid_d_model_shows_an_error_and_a_fallback(at):
-    at.number_input(key="d_model").set_value(30).run()
+    at.number_input(key=key("d_model")).set_value(30).run()
     no_errors(at)
     # messages are Markdown-escaped (they may quote what the student typed): compare without the backslashes
     plain = lambda md: re.sub(r"\\([!-/:-@\[-`{-~])", r"\1", md)  # noqa: E731
@@ -337,23 +344,26 @@ def test_invalid_d_model_shows_an_error_and_a_fallback(at):
 
 
 def test_empty_and_too_long_sentences(at):
-    at.text_input(key="sentence").set_value("").run()
+    at.text_input(key=key("sentence")).set_value("").run()
     no_errors(at)
     assert any("empty" in e.value for e in at.error)
-    assert figure(at, "attention weights (head 1)")["data"][0]["x"][0] == "今"
-    at.text_input(key="sentence").set_value("attention " * 40).run()
+    assert figure(at, "attention weights (head 1)")["data"][0]["x"] == default_labels()
+    too_long = "attention " * 40
+    at.text_input(key=key("sentence")).set_value(too_long).run()
     no_errors(at)
-    assert any("40 tokens" in e.value for e in at.error)
+    n = len(tokenize(too_long, max_tokens=10 ** 6))
+    assert n > MAX_LAB_TOKENS and any(f"{n} tokens" in e.value for e in at.error)
     assert len(figure(at, "attention weights (head 1)")["data"][0]["x"]) == MAX_LAB_TOKENS
-    at.text_input(key="sentence").set_value("the cat sat").run()
+    at.text_input(key=key("sentence")).set_value("the cat sat").run()
     assert not at.error
-    assert figure(at, "attention weights (head 1)")["data"][0]["x"] == ["the", "cat", "sat"]
+    from explorer.viz.heatmap import unique_labels
+    assert figure(at, "attention weights (head 1)")["data"][0]["x"] == unique_labels(tokenize("the cat sat").tokens)
 
 
 def test_sqrt_dk_and_parameter_sections_follow_the_config(at):
     stars = [d for d in figure(at, "Why divide")["data"] if d.get("name") == "this layer's heads"]
     assert stars[0]["x"][0] == 16
-    at.slider(key="n_head").set_value(8).run()
+    at.slider(key=key("n_head")).set_value(8).run()
     stars = [d for d in figure(at, "Why divide")["data"] if d.get("name") == "this layer's heads"]
     assert stars[0]["x"][0] == 8
     table = at.dataframe[0].value
@@ -361,9 +371,3 @@ def test_sqrt_dk_and_parameter_sections_follow_the_config(at):
     assert table["W^Q"].iloc[0] == 64 * 64 + 64
 
 
-def test_unknown_pieces_are_the_ones_wordpiece_maps_to_unk(hf_tokenizer):
-    text = "今天天气很好 cat 好"
-    tokens = tokenize(text)
-    ref_ids = hf_tokenizer(text, add_special_tokens=False)["input_ids"]
-    expected = list(dict.fromkeys(t for t, i in zip(tokens.tokens, ref_ids) if i == hf_tokenizer.unk_token_id))
-    assert tokens.unknown_pieces() == expected and "天" not in expected and expected

@@ -6,6 +6,9 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from explorer.ui.attention import VIEW
+from explorer.models.toy_tokens import DEFAULT_SENTENCE, tokenize
+from explorer.viz.attention import MAX_VALUES_SHOWN
 from tests.conftest import ROOT
 
 PAGE = str(ROOT / "labs/attention.py")
@@ -33,7 +36,8 @@ def test_scores_before_and_after_scaling_share_one_scale(at):
     assert _scale(qk) == _scale(scaled) == _scale(masked)
     zmin, zmax = _scale(qk)
     assert zmin == -zmax and zmax > 0  # diverging around 0
-    # The default sentence has 6 tokens: the numbers are in the cells, so the division by √d_k reads directly.
+    # The default sentence is short: the numbers are in the cells, so the division by √d_k reads directly.
+    assert len(tokenize(DEFAULT_SENTENCE)) <= MAX_VALUES_SHOWN
     assert qk["data"][0]["texttemplate"] == scaled["data"][0]["texttemplate"] == "%{text}"
     qk_text = np.array(qk["data"][0]["text"], dtype=float)
     scaled_text = np.array(scaled["data"][0]["text"], dtype=float)
@@ -42,11 +46,11 @@ def test_scores_before_and_after_scaling_share_one_scale(at):
 
 
 def test_the_shared_scale_follows_the_head_and_the_scaling_toggle(at):
-    at.toggle(key="scale").set_value(False).run()
+    at.toggle(key=VIEW.key("scale")).set_value(False).run()
     figs = _figures(at)
     assert _scale(figs["Q Kᵀ"]) == _scale(figs["scores"])
-    at.toggle(key="scale").set_value(True).run()
+    at.toggle(key=VIEW.key("scale")).set_value(True).run()
     before = _scale(_figures(at)["Q Kᵀ"])
-    at.select_slider(key="zoom_4").set_value(3).run()
+    at.select_slider(key=VIEW.key("zoom_4")).set_value(3).run()
     figs = _figures(at)
     assert _scale(figs["Q Kᵀ"]) == _scale(figs["scaled scores"]) != before

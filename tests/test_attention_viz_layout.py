@@ -95,7 +95,7 @@ def test_permutation_figure_labels_each_panel_with_its_own_order():
     res = PermutationResult(labels=labels, shuffled_labels=labels[::-1], order=(3, 2, 1, 0),
                             original=_rng(5, 2, 4, 4), shuffled=_rng(6, 2, 4, 4), unshuffled=_rng(5, 2, 4, 4),
                             max_abs_diff=0.0)
-    ys = list(_axes(permutation_figure(res), "y").values())
+    ys = list(_axes(permutation_figure(res, 0, "en"), "y").values())
     assert [y["tickvals"] for y in ys] == [list(labels), list(labels[::-1]), list(labels)]
     assert all(y["showticklabels"] for y in ys)
 
@@ -103,8 +103,8 @@ def test_permutation_figure_labels_each_panel_with_its_own_order():
 @pytest.mark.parametrize("n_pos", [16, 32, 64])
 def test_positional_tables_label_every_position(n_pos):
     pos = [f"{p} {t}" for p, t in zip(range(n_pos), "今天天气很好")] + [str(p) for p in range(6, n_pos)]
-    for fig in (table_figure(_rng(7, n_pos, 64) * 2 - 1, pos, title="PE"),
-                similarity_figure(_rng(8, n_pos, n_pos), pos, title="cos")):
+    for fig in (table_figure(_rng(7, n_pos, 64) * 2 - 1, pos, title="PE", lang="en"),
+                similarity_figure(_rng(8, n_pos, n_pos), pos, title="cos", lang="en")):
         y = fig.layout.yaxis
         assert list(y.tickvals) == pos  # '1 天' was skipped
         assert _plot_height(fig) / n_pos >= y.tickfont.size * 1.2

@@ -16,7 +16,7 @@ from explorer.model import decode_layout_
 from explorer.sampling import (SamplingSettings, apply_min_p, apply_repetition_penalty, apply_temperature,
                                apply_top_k, apply_top_p, entropy_bits)
 from explorer.models.tiny import ByteTokenizer, load_tiny
-from explorer.models.token_labels import sequence_labels
+from explorer.models.token_labels import part_label, sequence_labels
 from tests.greedy import COUNTING_ANSWER, COUNTING_PROMPT, assert_no_near_tie, assert_same_greedy, margins
 from tests.hf_reference import hf_causal_lm, hf_greedy
 from tests.numerics import assert_rows_close, logit_drift, pattern_scale, probs_close, reordered, widest_sum
@@ -420,13 +420,14 @@ def test_token_bytes_and_labels_of_a_chinese_prompt(smol):
     ids = smol.tokenizer.encode(text, add_special_tokens=False)
     assert b"".join(smol.tokenizer.token_bytes(ids)) == text.encode("utf-8")
     labels = sequence_labels(smol.tokenizer, ids)
-    # Every character's pieces are named after it and numbered: reading the first pieces back gives the text.
-    firsts = [lab.split(" ")[0] for lab in labels if " " not in lab or lab.endswith(" 1/" + lab[-1])]
+    # Every character's pieces are named after it and numbered (今₁/₂ 今₂/₂): the first part of each, or a whole
+    # character, read in order gives the text back.
+    firsts = [lab[0] for lab in labels if len(lab) == 1 or lab[1:].startswith("₁/")]
     assert "".join(firsts[:6]) == "今天天气很好"
-    assert labels[:2] == ["今 1/2", "今 2/2"] and labels[-1] == " ok"
+    assert labels[:2] == [part_label("今", 1, 2), part_label("今", 2, 2)] and labels[-1] == " ok"
     assert smol.tokenizer.token_labels(ids[:1]) == ["‹" + " ".join(f"{b:02X}" for b in "今".encode()[:2]) + "›"]
     tok = ByteTokenizer()
-    assert sequence_labels(tok, tok.encode("天a\x08")) == ["天 1/3", "天 2/3", "天 3/3", "a", "‹08›"]
+    assert sequence_labels(tok, tok.encode("天a\x08")) == [part_label("天", k, 3) for k in (1, 2, 3)] + ["a", "‹08›"]
 
 
 def test_decode_layout_keeps_every_result():

@@ -34,8 +34,15 @@ def shown_text(at) -> str:
     return run.text
 
 
+def reads_label(at) -> str:
+    """The label of the expander that shows what the model reads."""
+    found = [e.label for e in at.expander if e.label.startswith("What the model reads")]
+    assert len(found) == 1, [e.label for e in at.expander]
+    return found[0]
+
+
 def tiny(at, name="tiny-gpt"):
-    at.selectbox(key="gen_model").select(name).run()
+    at.selectbox(key="generation.model").select(name).run()
     return at
 
 
@@ -43,15 +50,15 @@ def test_opens_with_smollm2_and_no_run(at):
     assert not at.exception
     assert at.title[0].value == "Generation lab"
     assert at.latex, "the CLM formula is shown"
-    assert "SmolLM2-135M-Instruct" in caption_with(at, "SmolLM2")
+    assert "the 4-bit (Q4_1) release, dequantized to float32" in caption_with(at, "Trained weights")
     assert any("Press **Generate**" in m.value for m in at.markdown)
-    chat_tokens = at.expander[0].label
-    at.radio(key="gen_format").set_value("Plain completion").run()
-    assert at.expander[0].label != chat_tokens  # the chat template adds its own tokens around the message
+    chat_tokens = reads_label(at)
+    at.radio(key="generation.chat").set_value(False).run()
+    assert reads_label(at) != chat_tokens  # the chat template adds its own tokens around the message
 
 
 def test_smollm2_greedy_chat_answers(at):
-    at.radio(key="gen_decoding").set_value("Greedy").run()
+    at.radio(key="generation.greedy").set_value(True).run()
     at.button(key="gen_go").click().run()
     assert not at.exception
     run = at.session_state["generation_lab"].run
@@ -67,17 +74,17 @@ def test_smollm2_greedy_chat_answers(at):
 def test_tiny_model_generates_and_the_seed_decides(at):
     tiny(at)
     assert any("no chat template" in w.value for w in at.warning)
-    at.slider(key="gen_max_new").set_value(12).run()
+    at.slider(key="generation.max_new_tokens").set_value(12).run()
     at.button(key="gen_go").click().run()
     assert not at.exception
     first = at.session_state["generation_lab"].run.token_ids
     assert len(first) == 12 and metric(at, "Tokens generated") == "12"
     assert caption_with(at, "Finished after 12 tokens")
-    at.number_input(key="gen_seed").set_value(1).run()
+    at.number_input(key="generation.seed").set_value(1).run()
     at.button(key="gen_go").click().run()
     other = at.session_state["generation_lab"].run.token_ids
     assert other != first
-    at.number_input(key="gen_seed").set_value(0).run()
+    at.number_input(key="generation.seed").set_value(0).run()
     at.button(key="gen_go").click().run()
     assert at.session_state["generation_lab"].run.token_ids == first
     shown_text(at)
@@ -90,7 +97,7 @@ def test_step_mode_one_token_per_click(at):
         assert caption_with(at, f"Paused after {n} tokens")
     assert at.slider(key="gen_inspect_1_3").value == 3  # the newest token is inspected
     before = at.session_state["generation_lab"].run
-    at.slider(key="gen_temperature").set_value(1.5).run()
+    at.slider(key="generation.temperature").set_value(1.5).run()
     at.button(key="gen_step").click().run()
     assert any("a new run starts" in i.value for i in at.info)
     assert at.session_state["generation_lab"].run is not before
@@ -113,7 +120,7 @@ def test_stop_mid_stream_keeps_what_was_written(at):
 
 def test_kv_cache_panel_measures_this_run(at):
     tiny(at)
-    at.slider(key="gen_max_new").set_value(8).run()
+    at.slider(key="generation.max_new_tokens").set_value(8).run()
     at.button(key="gen_go").click().run()
     assert not [m for m in at.metric if m.label.startswith("KV cache")]
     at.button(key="gen_measure").click().run()
@@ -124,11 +131,11 @@ def test_kv_cache_panel_measures_this_run(at):
 
 
 def test_bad_prompts_are_explained(at):
-    at.text_area(key="gen_prompt").input("   ").run()
+    at.text_area(key="generation.prompt").input("   ").run()
     assert any("Type a prompt first" in e.value for e in at.error)
     assert at.button(key="gen_go").disabled and at.button(key="gen_step").disabled
     tiny(at)
-    at.text_area(key="gen_prompt").input("a" * 200).run()
+    at.text_area(key="generation.prompt").input("a" * 200).run()
     assert any("200 tokens long but this model reads at most 128" in e.value for e in at.error)
     assert not at.exception
 
@@ -143,7 +150,7 @@ def test_reset_clears_the_run(at):
 
 def test_the_kv_cache_caption_counts_this_models_values_per_token(at):
     tiny(at, "tiny-llama")  # grouped-query attention: fewer key/value heads than query heads
-    at.slider(key="gen_max_new").set_value(4).run()
+    at.slider(key="generation.max_new_tokens").set_value(4).run()
     at.button(key="gen_go").click().run()
     at.button(key="gen_measure").click().run()
     cfg = at.session_state["generation_lab"].run.model.cfg
@@ -153,10 +160,10 @@ def test_the_kv_cache_caption_counts_this_models_values_per_token(at):
 
 def test_a_refused_run_still_shows_what_the_model_reads(at):
     tiny(at)
-    at.radio(key="gen_format").set_value("Plain completion").run()
-    at.text_area(key="gen_prompt").input("x" * 100).run()
-    at.toggle(key="gen_cache").set_value(False).run()
-    at.slider(key="gen_max_new").set_value(200).run()
+    at.radio(key="generation.chat").set_value(False).run()
+    at.text_area(key="generation.prompt").input("x" * 100).run()
+    at.toggle(key="generation.use_cache").set_value(False).run()
+    at.slider(key="generation.max_new_tokens").set_value(200).run()
     assert [e.value for e in at.error] and at.error[0].value.startswith("Without the KV cache")
-    assert at.expander[0].label.startswith("What the model reads: 100 tokens")
+    assert reads_label(at).startswith("What the model reads: 100 tokens")
     assert at.button(key="gen_go").disabled and at.button(key="gen_step").disabled

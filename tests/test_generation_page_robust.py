@@ -45,15 +45,15 @@ def at():
 def test_the_caps_are_stated_before_anything_runs(at):
     assert not at.exception
     assert limits.prompt_limits_note() in [c.value for c in at.caption]
-    assert at.text_area(key="gen_prompt").max_chars == limits.GENERATION_PROMPT_MAX_CHARS
-    assert at.slider(key="gen_max_new").max == limits.GENERATION_MAX_NEW_TOKENS
+    assert at.text_area(key="generation.prompt").max_chars == limits.GENERATION_PROMPT_MAX_CHARS
+    assert at.slider(key="generation.max_new_tokens").max == limits.GENERATION_MAX_NEW_TOKENS
     assert at.session_state["generation_lab"].run is None  # nothing was computed to say so
 
 
 def test_a_prompt_over_the_cap_is_refused_with_a_sentence(at):
-    at.radio(key="gen_format").set_value("Plain completion").run()
+    at.radio(key="generation.chat").set_value(False).run()
     prompt = "今天天气很好" * 150  # well within the box's characters, far over the tokens
-    at.text_area(key="gen_prompt").input(prompt).run()
+    at.text_area(key="generation.prompt").input(prompt).run()
     n = len(ours("smollm2-135m").tokenizer.encode(prompt, add_special_tokens=False))
     assert n > limits.GENERATION_MAX_PROMPT_TOKENS
     assert not at.exception
@@ -62,12 +62,12 @@ def test_a_prompt_over_the_cap_is_refused_with_a_sentence(at):
 
 
 def test_a_run_without_the_cache_is_bounded_before_it_starts(at):
-    at.toggle(key="gen_cache").set_value(False).run()
-    at.slider(key="gen_max_new").set_value(limits.GENERATION_MAX_NEW_TOKENS).run()
+    at.toggle(key="generation.use_cache").set_value(False).run()
+    at.slider(key="generation.max_new_tokens").set_value(limits.GENERATION_MAX_NEW_TOKENS).run()
     assert not at.exception
     assert len(at.error) == 1 and at.error[0].value.startswith("Without the KV cache")
     assert at.button(key="gen_go").disabled
-    at.toggle(key="gen_cache").set_value(True).run()
+    at.toggle(key="generation.use_cache").set_value(True).run()
     assert not at.error and not at.button(key="gen_go").disabled
 
 
@@ -112,7 +112,7 @@ def payload_run():
 
 def test_generated_text_and_the_prompt_are_shown_as_plain_text(payload_run):
     at = AppTest.from_file(PAGE, default_timeout=300)
-    at.session_state["gen_model"] = "tiny-gpt"
+    at.session_state["generation.model"] = "tiny-gpt"
     at.session_state["generation_lab"] = payload_run
     at.run()
     assert not at.exception
@@ -135,7 +135,7 @@ def _figure(at, title_start: str) -> dict:
 
 def test_the_whole_run_shows_quotes_and_brackets_as_typed(payload_run):
     at = AppTest.from_file(PAGE, default_timeout=300)
-    at.session_state["gen_model"] = "tiny-gpt"
+    at.session_state["generation.model"] = "tiny-gpt"
     at.session_state["generation_lab"] = payload_run
     at.run()
     cells = [c for row in _figure(at, "The run, token by token")["data"][0]["text"] for c in row]

@@ -27,7 +27,7 @@ def test_a_waiting_student_sees_their_place_and_starts_when_a_slot_frees():
 
     def page():
         with mine:
-            wait_for_turn(mine, slot)
+            wait_for_turn(mine, slot, "en")
             started.set()
 
     thread = threading.Thread(target=page)
@@ -58,7 +58,7 @@ def test_a_run_stopped_while_waiting_gives_its_place_back():
 
     try:
         with queue.join() as mine:
-            wait_for_turn(mine, StoppingSlot())
+            wait_for_turn(mine, StoppingSlot(), "en")
     except Stopped:
         pass
     assert queue.waiting == 0

@@ -61,10 +61,10 @@ def test_every_control_at_its_extremes(path):
 @pytest.mark.parametrize("prompt", ODD_TEXTS, ids=["empty", "spaces", "long", "markup", "odd-chars"])
 def test_generation_with_odd_prompts_answers_or_explains(model, prompt):
     at = _open("labs/generation.py")
-    at.selectbox(key="gen_model").set_value(model)
-    at.radio(key="gen_format").set_value("Plain completion")
-    at.slider(key="gen_max_new").set_value(3)
-    at.text_area(key="gen_prompt").set_value(prompt).run()
+    at.selectbox(key="generation.model").set_value(model)
+    at.radio(key="generation.chat").set_value(False)
+    at.slider(key="generation.max_new_tokens").set_value(3)
+    at.text_area(key="generation.prompt").set_value(prompt).run()
     go = at.button(key="gen_go")
     if go.disabled:  # the page already said why nothing can be generated
         assert at.error or at.warning, "a disabled Generate button comes with a message"

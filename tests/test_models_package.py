@@ -1,6 +1,6 @@
 """explorer.models as one package: the loaders read configs through explorer.models.hf_config, one lock-guarded
-tokenizer per file serves the real models and the toy labs, a byte fragment has one label style, and real and tiny
-models both are an ``explorer.models.LoadedModel``."""
+tokenizer per file serves the real models (the toy labs have their own: tests/test_toy_tokens_chinese.py), a byte
+fragment alone has one label style, and real and tiny models both are an ``explorer.models.LoadedModel``."""
 from __future__ import annotations
 
 import json
@@ -94,10 +94,9 @@ def test_smollm2_byte_fragments_use_the_same_style():
 
 
 @pytest.mark.slow
-def test_toy_labs_and_minilm_share_one_tokenizer(monkeypatch):
+def test_minilm_tokenizer_is_read_once(monkeypatch):
     import transformers
 
-    from explorer.models import toy_tokens
     from explorer.models.pretrained import load_model, minilm_tokenizer
     from explorer.models.tokenizer import shared_tokenizer
 
@@ -106,38 +105,33 @@ def test_toy_labs_and_minilm_share_one_tokenizer(monkeypatch):
     monkeypatch.setattr(transformers.AutoTokenizer, "from_pretrained",
                         lambda *a, **k: loads.append(a) or real(*a, **k))
     shared_tokenizer.cache_clear()
-    toy_tokens.tokenize("今天天气很好")
+    minilm_tokenizer().pieces("今天天气很好")
     pm = load_model("minilm-l6", device="cpu")
-    toy_tokens.tokenize("unbelievably")
     assert len(loads) == 1 and pm.tokenizer is minilm_tokenizer()
 
 
-def test_a_padded_batch_leaves_the_toy_tokenization_alone():
-    """The toy labs and MiniLM's batches share one tokenizer; a batch pads and truncates, a toy sentence never."""
+def test_a_padded_batch_leaves_the_pieces_alone():
+    """A batch pads and truncates the shared tokenizer; ``pieces`` of one text never."""
     from explorer.models.pretrained import minilm_tokenizer
-    from explorer.models.toy_tokens import tokenize
 
     with minilm_tokenizer().locked() as raw:  # a padded, truncated batch as a caller of the raw tokenizer makes one
         batch = raw(["one two three four five six seven", "one"], padding=True, truncation=True, max_length=4,
                     return_tensors="pt")
     assert tuple(batch["input_ids"].shape) == (2, 4)
-    assert tokenize("one two three four five six seven").tokens == ("one", "two", "three", "four", "five", "six",
-                                                                  "seven")
-    with pytest.raises(ValueError, match="more than the 3"):
-        tokenize("one two three four five", max_tokens=3)
+    assert minilm_tokenizer().pieces("one two three four five six seven").tokens == [
+        "one", "two", "three", "four", "five", "six", "seven"]
 
 
-def test_toy_tokenization_is_safe_beside_batches_in_other_threads():
+def test_pieces_are_safe_beside_batches_in_other_threads():
     from explorer.models.pretrained import minilm_tokenizer
-    from explorer.models.toy_tokens import tokenize
 
     text = "Attention heads read the residual stream, 今天天气很好."
-    expected = tokenize(text)
+    expected = minilm_tokenizer().pieces(text).ids
     seen, errors = [], []
 
     def toy():
         for _ in range(50):
-            seen.append(tokenize(text))
+            seen.append(minilm_tokenizer().pieces(text).ids)
 
     def batches():
         try:
@@ -174,7 +168,9 @@ def test_tiny_model_is_a_loaded_model():
     assert not isinstance(_NoLabels(), LoadedModel)
     enc = tiny.encode("今a")
     assert isinstance(enc, Encoded) and enc.ids == [0xE4, 0xBB, 0x8A, ord("a")] and not enc.truncated
-    assert enc.labels == tiny.token_labels(enc.ids) == ["‹E4›", "‹BB›", "‹8A›", "a"]
+    # In a text, the three bytes of 今 are its three parts; each byte alone is no character and shows its byte.
+    assert enc.labels == ["今₁/₃", "今₂/₃", "今₃/₃", "a"]
+    assert tiny.token_labels(enc.ids) == ["‹E4›", "‹BB›", "‹8A›", "a"]
     assert tiny.decode(enc.ids) == "今a"
     capped = tiny.encode("x" * (tiny.config.max_seq_len + 5))
     assert capped.truncated and len(capped.ids) == tiny.config.max_seq_len

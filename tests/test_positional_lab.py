@@ -16,7 +16,8 @@ from explorer.labs.positional import (
     PositionalSettings, alibi, attention_patterns, cosine_similarity, encoding_model, learned_table,
     permutation_experiment, rope_rotation, rope_score_by_distance, run, sinusoidal_table,
 )
-from explorer.models.toy_tokens import token_vectors, tokenize
+from explorer.models.toy_tokens import DEFAULT_SENTENCE, token_vectors, tokenize
+from explorer.ui.token_chips import token_chips
 
 SENTENCE = "dog bites man and man bites dog"
 
@@ -121,7 +122,7 @@ def test_models_share_weights_apart_from_the_encoding():
 @pytest.mark.parametrize("bad, match", [
     (dict(d_head=15), "RoPE rotates pairs of dimensions, so d_head \\(15\\) must be even"),
     (dict(d_head=16, pair=8), "pair must be a whole number from 0 to 7"),
-    (dict(encoding="wavelet"), "positional encoding must be one of sinusoidal, learned, rope, alibi, none"),
+    (dict(positional="wavelet"), "positional encoding must be one of sinusoidal, learned, rope, alibi, none"),
     (dict(perm_encoding="wavelet"), "encoding to switch on must be one of"),
     (dict(n_pos=0), "number of positions must be a whole number from 1 to 128"),
     (dict(alibi_heads=65), "n_head must be a whole number from 1 to 64"),
@@ -141,12 +142,12 @@ def test_shuffling_one_token_is_explained():
 
 def test_bad_settings_fall_back_control_by_control():
     tokens = tokenize(SENTENCE)
-    outcome = run(tokens, PositionalSettings(encoding="rope", d_head=15, pair=9, theta=float("inf")))
+    outcome = run(tokens, PositionalSettings(positional="rope", d_head=15, pair=9, theta=float("inf")))
     assert "even" in outcome.error
-    assert outcome.settings == PositionalSettings(encoding="rope", d_head=16, pair=7)
+    assert outcome.settings == PositionalSettings(positional="rope", d_head=16, pair=7)
     assert outcome.fallback == "Showing d_head = 16, pair = 7, theta = 10000.0 instead."
     assert outcome.result.rope.rotation.pair == 7
-    outcome = run(tokens, PositionalSettings(encoding="wavelet", n_pos=500, seed=-3))
+    outcome = run(tokens, PositionalSettings(positional="wavelet", n_pos=500, seed=-3))
     assert outcome.settings == PositionalSettings(n_pos=128)
     assert outcome.result.sinusoidal.table.shape == (128, 64)
     assert run(tokens, PositionalSettings()).ok
@@ -154,29 +155,30 @@ def test_bad_settings_fall_back_control_by_control():
 
 def test_run_computes_the_chosen_encoding_only():
     tokens = tokenize(SENTENCE)
-    learned = run(tokens, PositionalSettings(encoding="learned", n_pos=12, d_model=16, seed=3)).result
+    learned = run(tokens, PositionalSettings(positional="learned", n_pos=12, d_model=16, seed=3)).result
     np.testing.assert_array_equal(learned.learned.table, learned_table(12, 16, seed=3))
     np.testing.assert_array_equal(learned.sinusoidal.table, sinusoidal_table(12, 16))
     np.testing.assert_allclose(learned.sinusoidal.similarity, cosine_similarity(sinusoidal_table(12, 16)))
-    assert learned.sinusoidal.positions[:2] == ("0 dog", "1 bites") and learned.sinusoidal.positions[-1] == "11"
+    assert learned.sinusoidal.positions[:2] == (f"0 {tokens.tokens[0]}", f"1 {tokens.tokens[1]}")
+    assert learned.sinusoidal.positions[-1] == "11"  # past the sentence, a plain number
     assert learned.rope is learned.alibi is learned.permutation is None
-    sinus = run(tokens, PositionalSettings(encoding="sinusoidal")).result
+    sinus = run(tokens, PositionalSettings(positional="sinusoidal")).result
     assert sinus.learned is None and sinus.sinusoidal.table.shape == (32, 64)
 
-    rope = run(tokens, PositionalSettings(encoding="rope", d_head=16, pair=2, theta=100.0)).result.rope
+    rope = run(tokens, PositionalSettings(positional="rope", d_head=16, pair=2, theta=100.0)).result.rope
     assert [c.theta for c in rope.curves] == [100.0, 10_000.0]  # the chosen θ, then the original one to compare
     np.testing.assert_array_equal(rope.curves[0].ones, rope_score_by_distance(16, 100.0, 128).ones)
     assert rope.decay.theta == 100.0 and rope.decay.d_head == 16
     assert len(rope.positions) == len(rope.rotation.points) == max(len(tokens), 8)
-    assert len(run(tokens, PositionalSettings(encoding="rope")).result.rope.curves) == 1
+    assert len(run(tokens, PositionalSettings(positional="rope")).result.rope.curves) == 1
 
-    ab = run(tokens, PositionalSettings(encoding="alibi", alibi_heads=6)).result.alibi
+    ab = run(tokens, PositionalSettings(positional="alibi", alibi_heads=6)).result.alibi
     assert ab.bias.shape == (6, len(tokens), len(tokens)) and ab.rule.n_head == 6
 
-    none = run(tokens, PositionalSettings(encoding="none", perm_encoding="rope", shuffle_seed=4)).result
+    none = run(tokens, PositionalSettings(positional="none", perm_encoding="rope", shuffle_seed=4)).result
     expected = permutation_experiment(encoding_model("rope"), tokens, shuffle_seed=4)
     np.testing.assert_array_equal(none.permutation.shuffled, expected.shuffled)
-    assert run(tokenize("hello"), PositionalSettings(encoding="none")).result.permutation is None
+    assert run(tokenize("hello"), PositionalSettings(positional="none")).result.permutation is None
 
 
 def test_run_takes_the_models_from_the_caller():
@@ -187,7 +189,7 @@ def test_run_takes_the_models_from_the_caller():
         asked.append((positional, seed, theta))
         return encoding_model(positional, seed, theta)
 
-    run(tokenize(SENTENCE), PositionalSettings(encoding="none", perm_encoding="alibi", seed=2, theta=100.0),
+    run(tokenize(SENTENCE), PositionalSettings(positional="none", perm_encoding="alibi", seed=2, theta=100.0),
         model=models)
     assert asked == [("alibi", 2, 100.0)]
 
@@ -222,51 +224,58 @@ def no_errors(at):
 
 def test_sinusoidal_controls(at):
     no_errors(at)
-    assert [m.value for m in at.markdown if m.value.startswith("**Tokens:**")] == ["**Tokens:** `今` `天` `天` `气` `很` `好`"]
+    tokens = tokenize(DEFAULT_SENTENCE)
+    assert [m.value for m in at.markdown if m.value.startswith("**Tokens:**")] == [
+        "**Tokens:** " + token_chips(tokens.tokens)]
     assert decode(figure(at, "PE table")["data"][0]["z"]).shape == (32, 64)
-    at.slider(key="n_pos").set_value(16).run()
-    at.select_slider(key="pe_d_model").set_value(32).run()
+    at.sidebar.slider(key="positional.n_pos").set_value(16).run()
+    at.sidebar.select_slider(key="positional.d_model").set_value(32).run()
     no_errors(at)
     table = figure(at, "PE table")
     assert decode(table["data"][0]["z"]).shape == (16, 32)
-    assert table["data"][0]["y"][:2] == ["0 今", "1 天"]  # positions labelled with the sentence's tokens
+    # positions labelled with the sentence's tokens
+    assert table["data"][0]["y"][:2] == [f"0 {tokens.tokens[0]}", f"1 {tokens.tokens[1]}"]
     waves = len(figure(at, "Chosen dimensions")["data"])
-    at.multiselect(key="dims").set_value([0, 3]).run()
+    at.multiselect(key="positional.dims").set_value([0, 3]).run()
     assert len(figure(at, "Chosen dimensions")["data"]) == 2 != waves
     assert decode(figure(at, "cos(PE(p)")["data"][0]["z"]).shape == (16, 16)
 
 
 def test_learned_vs_sinusoidal_and_seed(at):
-    at.radio(key="encoding").set_value("learned").run()
+    at.sidebar.radio(key="positional.positional").set_value("learned").run()
     no_errors(at)
     learned = decode(figure(at, "Learned table")["data"][0]["z"])
     figure(at, "Sinusoidal table")
-    at.number_input(key="seed").set_value(3).run()
+    at.sidebar.number_input(key="positional.seed").set_value(3).run()
     assert not np.allclose(decode(figure(at, "Learned table")["data"][0]["z"]), learned)
 
 
 def test_rope_controls(at):
-    at.radio(key="encoding").set_value("rope").run()
+    at.sidebar.radio(key="positional.positional").set_value("rope").run()
     no_errors(at)
     assert any("RoPE" in h.value for h in at.header)
     assert len(figure(at, "q·k after RoPE")["data"]) == 2
     rot_title = figure(at, "Pair 0")["layout"]["title"]["text"]
-    at.slider(key="rope_pair_64").set_value(5).run()
+    at.sidebar.slider(key="positional.pair").set_value(5).run()
     assert figure(at, "Pair 5")["layout"]["title"]["text"] != rot_title
-    at.select_slider(key="theta").set_value(100.0).run()
+    at.sidebar.select_slider(key="positional.d_head").set_value(8).run()
+    no_errors(at)  # 8 dimensions make 4 pairs: pair 5 is gone, and the slider starts again at pair 0
+    assert at.sidebar.slider(key="positional.pair").value == 0 and figure(at, "Pair 0")
+    at.sidebar.select_slider(key="positional.d_head").set_value(64).run()
+    at.sidebar.select_slider(key="positional.theta").set_value(100.0).run()
     no_errors(at)
     names = [d["name"] for d in figure(at, "q·k after RoPE")["data"]]
     assert len(names) == 4 and any("θ = 100:" in n for n in names)
     curve = decode(figure(at, "q·k after RoPE")["data"][1]["y"])
-    at.select_slider(key="rope_d_head").set_value(16).run()
+    at.sidebar.select_slider(key="positional.d_head").set_value(16).run()
     no_errors(at)
     assert not np.allclose(decode(figure(at, "q·k after RoPE")["data"][1]["y"]), curve)
-    assert at.slider(key="rope_pair_16").max == 7  # 16 dimensions make 8 pairs
+    assert at.sidebar.slider(key="positional.pair").max == 7  # 16 dimensions make 8 pairs
 
 
 def test_alibi_controls(at):
-    at.radio(key="encoding").set_value("alibi").run()
-    at.slider(key="alibi_heads").set_value(4).run()
+    at.sidebar.radio(key="positional.positional").set_value("alibi").run()
+    at.sidebar.slider(key="positional.alibi_heads").set_value(4).run()
     no_errors(at)
     grid = figure(at, "ALiBi bias")
     assert len(grid["data"]) == 4
@@ -275,31 +284,37 @@ def test_alibi_controls(at):
 
 
 def test_none_shuffle_then_switch_an_encoding_on(at):
-    at.radio(key="encoding").set_value("none").run()
+    at.text_input(key="positional.sentence").set_value(SENTENCE).run()  # 3 tokens have few orders to shuffle into
+    at.sidebar.radio(key="positional.positional").set_value("none").run()
     no_errors(at)
     assert at.success and "Same pattern, permuted" in at.success[0].value
     shuffled = [m.value for m in at.markdown if m.value.startswith("**Shuffled:**")]
-    at.number_input(key="shuffle_seed").set_value(7).run()
+    at.sidebar.number_input(key="positional.shuffle_seed").set_value(7).run()
     assert [m.value for m in at.markdown if m.value.startswith("**Shuffled:**")] != shuffled
-    at.selectbox(key="perm_encoding").set_value("sinusoidal").run()
+    at.sidebar.selectbox(key="positional.perm_encoding").set_value("sinusoidal").run()
     no_errors(at)
     assert not at.success and any("patterns differ" in w.value for w in at.warning)
     before = figure(at, "Head 1")
-    at.slider(key="perm_head").set_value(2).run()
+    at.slider(key="positional.perm_head").set_value(2).run()
     assert figure(at, "Head 2")["data"][0]["z"] != before["data"][0]["z"]
 
 
 def test_effect_on_attention_and_sentence(at):
+    at.text_input(key="positional.sentence").set_value(SENTENCE).run()
     effect = figure(at, "Head 1 of the same layer")
     assert [a["text"] for a in effect["layout"]["annotations"]] == ["Sinusoidal", "Learned", "RoPE", "ALiBi", "None"]
     panels = [decode(d["z"]) for d in effect["data"]]
     assert not np.allclose(panels[0], panels[4])
-    # without positions the two 天 get identical rows
-    np.testing.assert_allclose(panels[4][1], panels[4][2], atol=1e-6)
-    at.slider(key="effect_head").set_value(3).run()
+    # without positions a repeated token gets the same row as its first occurrence; with RoPE it does not
+    ids = list(tokenize(SENTENCE).toy_ids)
+    again = next(i for i in range(len(ids)) if ids[i] in ids[:i])
+    first = ids.index(ids[again])
+    np.testing.assert_allclose(panels[4][first], panels[4][again], atol=1e-6)
+    assert not np.allclose(panels[2][first], panels[2][again], atol=1e-3)
+    at.slider(key="positional.effect_head").set_value(3).run()
     figure(at, "Head 3 of the same layer")
-    at.text_input(key="sentence").set_value("").run()
+    at.text_input(key="positional.sentence").set_value("").run()
     no_errors(at)
     assert any("empty" in e.value for e in at.error) and at.warning
-    at.text_input(key="sentence").set_value("one two").run()
-    assert figure(at, "Head 3 of the same layer")["data"][0]["x"] == ["one", "two"]
+    at.text_input(key="positional.sentence").set_value("one two").run()
+    assert figure(at, "Head 3 of the same layer")["data"][0]["x"] == list(tokenize("one two").tokens)

@@ -17,7 +17,7 @@ IMAGE = "![x](http://127.0.0.1:9/md-img.png)"
 @pytest.fixture
 def at():
     app = AppTest.from_file(PAGE, default_timeout=120).run()
-    app.radio(key="source").set_value("Paste or upload config.json").run()
+    app.radio(key="sizing.source").set_value("config").run()
     assert not app.exception, [e.value for e in app.exception]
     return app
 

@@ -29,7 +29,7 @@ def _metric(at, label: str) -> str:
 
 
 def _pick_preset(at, name: str) -> None:
-    at.selectbox(key="preset").set_value(name).run()
+    at.selectbox(key="sizing.preset").set_value(name).run()
     assert not at.exception, [e.value for e in at.exception]
 
 
@@ -63,18 +63,18 @@ def test_the_models_to_compare_follow_the_preset(at):
 ])
 def test_an_invalid_model_shows_its_error_and_no_numbers(at, field, value, words):
     _pick_preset(at, "BERT-base")
-    at.radio(key="source").set_value("Edit every field").run()
-    at.number_input(key=f"field_BERT-base_{field}").set_value(value).run()
+    at.radio(key="sizing.source").set_value("fields").run()
+    at.number_input(key=f"sizing.{field}").set_value(value).run()
     assert not at.exception, [e.value for e in at.exception]
     assert any(words in e.value for e in at.error), [e.value for e in at.error]
     assert not at.metric, [(m.label, m.value) for m in at.metric]  # BERT-base's totals used to stay on screen
     assert not at.get("plotly_chart")
-    at.number_input(key=f"field_BERT-base_{field}").set_value(REAL_MODELS["BERT-base"].cfg.__dict__[field]).run()
+    at.number_input(key=f"sizing.{field}").set_value(REAL_MODELS["BERT-base"].cfg.__dict__[field]).run()
     assert not at.error and _metric(at, "Exact parameters") == f"{REAL_MODELS['BERT-base'].total:,}"
 
 
 def test_a_bad_config_json_shows_its_error_and_no_numbers(at):
-    at.radio(key="source").set_value("Paste or upload config.json").run()
+    at.radio(key="sizing.source").set_value("config").run()
     at.text_area(key="config_text_GPT-2 small").set_value('{"model_type": "gpt2", "n_head": 7}').run()
     assert not at.exception
     assert any("divisible" in e.value for e in at.error)
@@ -82,8 +82,8 @@ def test_a_bad_config_json_shows_its_error_and_no_numbers(at):
 
 
 def test_the_n_kv_head_choices_follow_n_head(at):
-    at.radio(key="source").set_value("Edit every field").run()
-    at.number_input(key="field_GPT-2 small_n_head").set_value(16).run()
+    at.radio(key="sizing.source").set_value("fields").run()
+    at.number_input(key="sizing.n_head").set_value(16).run()
     kv = _widget(at, "selectbox", "K/V heads n_kv")
     assert [int(o.split()[0]) for o in kv.options] == [16, 8, 4, 2, 1]
     assert kv.value == 16  # GPT-2 is multi-head attention: it stays so
@@ -91,6 +91,6 @@ def test_the_n_kv_head_choices_follow_n_head(at):
     assert not at.exception and not at.error
     expected = REAL_MODELS["GPT-2 small"].cfg.replace(n_head=16, n_kv_head=4)
     assert _metric(at, "Exact parameters") == f"{count_params(expected).total:,}"
-    at.number_input(key="field_GPT-2 small_n_head").set_value(12).run()
+    at.number_input(key="sizing.n_head").set_value(12).run()
     assert [int(o.split()[0]) for o in _widget(at, "selectbox", "K/V heads n_kv").options] == [12, 6, 4, 3, 2, 1]
     assert not at.error

@@ -26,27 +26,27 @@ def at():
 def test_preset_change_changes_the_total(at):
     first = _total(at)
     assert first == REAL_MODELS["GPT-2 small"].total
-    at.selectbox(key="preset").set_value("LLaMA-7B").run()
+    at.selectbox(key="sizing.preset").set_value("LLaMA-7B").run()
     assert not at.exception
     assert _total(at) == REAL_MODELS["LLaMA-7B"].total != first
     assert at.metric[1].value == REAL_MODELS["LLaMA-7B"].published_label
 
 
 def test_bert_pooler_checkbox_moves_the_total(at):
-    at.selectbox(key="preset").set_value("BERT-base").run()
+    at.selectbox(key="sizing.preset").set_value("BERT-base").run()
     with_pooler = _total(at)
-    at.checkbox(key="pooler_BERT-base_True").uncheck().run()
+    at.checkbox(key="sizing.pooler").uncheck().run()
     cfg = REAL_MODELS["BERT-base"].cfg
     assert _total(at) == count_params(cfg).total == with_pooler - (cfg.d_model ** 2 + cfg.d_model)
 
 
 def test_editing_a_field_recounts_and_a_negative_size_is_explained(at):
-    at.radio(key="source").set_value("Edit every field").run()
-    at.number_input(key="field_GPT-2 small_n_layer").set_value(6).run()
+    at.radio(key="sizing.source").set_value("fields").run()
+    at.number_input(key="sizing.n_layer").set_value(6).run()
     assert not at.exception and not at.error
     cfg = REAL_MODELS["GPT-2 small"].cfg.replace(n_layer=6)
     assert _total(at) == count_params(cfg).total
-    at.number_input(key="field_GPT-2 small_d_model").set_value(-768).run()
+    at.number_input(key="sizing.d_model").set_value(-768).run()
     assert not at.exception
     shown = [e.value.replace("\\", "") for e in at.error]  # the page escapes Markdown (explorer/safe_text.py)
     assert any("d_model" in e and "at least 1" in e for e in shown)
@@ -54,7 +54,7 @@ def test_editing_a_field_recounts_and_a_negative_size_is_explained(at):
 
 
 def test_pasted_config_json_is_counted_and_bad_json_shows_an_error(at):
-    at.radio(key="source").set_value("Paste or upload config.json").run()
+    at.radio(key="sizing.source").set_value("config").run()
     box = at.text_area(key="config_text_GPT-2 small")
     hf = dict(REAL_MODELS["Llama-3-8B"].hf)
     box.set_value(json.dumps(hf)).run()
@@ -72,15 +72,15 @@ def test_memory_and_compute_panels_follow_their_controls(at):
         return next(m.value for m in at.metric if m.label == label)
 
     per_gpu = metric("Per GPU")
-    at.selectbox(key="zero_stage").set_value(3).run()
+    at.selectbox(key="sizing.zero_stage").set_value(3).run()
     assert metric("Per GPU") != per_gpu
     kv = metric("KV cache")
-    at.number_input(key="inf_batch").set_value(8).run()
+    at.number_input(key="sizing.batch").set_value(8).run()
     assert metric("KV cache") != kv
-    at.number_input(key="inf_batch").set_value(-2).run()
+    at.number_input(key="sizing.batch").set_value(-2).run()
     assert any("batch" in e.value for e in at.error) and not at.exception
     days = metric("Time to train")
-    at.slider(key="mfu").set_value(0.8).run()
+    at.slider(key="sizing.mfu").set_value(0.8).run()
     assert metric("Time to train") != days
 
 
@@ -93,7 +93,7 @@ def test_course_table_is_checked_on_the_page(at):
 
 
 def test_compare_tab_lists_the_chosen_models(at):
-    at.multiselect(key="compare").set_value(["GPT-3 175B", "BERT-large"]).run()
+    at.multiselect(key="sizing.compare").set_value(["GPT-3 175B", "BERT-large"]).run()
     table = next(df.value for df in at.dataframe if "model" in df.value.columns and "d_ff" in df.value.columns)
     assert list(table["model"]) == ["GPT-2 small", "GPT-3 175B", "BERT-large"]
 
@@ -101,7 +101,7 @@ def test_compare_tab_lists_the_chosen_models(at):
 def test_every_preset_renders_with_its_exact_total(at):
     from explorer.labs.sizing import preset_config, preset_counts_pooler, preset_names
     for name in preset_names():
-        at.selectbox(key="preset").set_value(name).run()
+        at.selectbox(key="sizing.preset").set_value(name).run()
         assert not at.exception, (name, [e.value for e in at.exception])
         assert not at.error, (name, [e.value for e in at.error])
         expected = count_params(preset_config(name), pooler=preset_counts_pooler(name)).total

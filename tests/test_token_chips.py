@@ -6,14 +6,16 @@ import pytest
 from markdown_it import MarkdownIt
 from streamlit.testing.v1 import AppTest
 
+from explorer.i18n import t
 from explorer.labs.internals import MAX_TOKENS
 from explorer.safe_text import inline_code as code_span
+from explorer.ui.internals import VIEW
 from explorer.ui.token_chips import token_chips
 from tests.conftest import ROOT
 from tests.pretrained_models import ours
 
 LABELS = ["`", "```", "a`b", "``x", " x", "x ", "`a", "plain", "**b**", "![x](http://127.0.0.1:9/x.png)", "<b>",
-          "$x$", "今 1/2", "␣"]
+          "$x$", "今₁/₂", "气₂/₂很₁/₂", "‹E4 BB›", "␣"]
 
 
 def code_contents(markdown: str) -> list[str]:
@@ -36,11 +38,12 @@ def test_a_row_of_chips_keeps_every_label_apart():
 def test_internals_token_row_survives_backticks():
     text = "Use `code` and ``` fences, or a lone ` here."
     at = AppTest.from_file(str(ROOT / "labs/internals.py"), default_timeout=300)
-    at.session_state["internals_model"] = "smollm2-135m"
+    at.session_state[VIEW.key("model")] = "smollm2-135m"
     at.run()
-    at.text_area(key="text_smollm2-135m").input(text).run()
+    at.text_area(key=VIEW.key("text")).input(text).run()
     assert not at.exception
-    row = next(m.value for m in at.markdown if m.value.startswith("**Tokens:** "))
     labels = ours("smollm2-135m").encode(text, max_tokens=MAX_TOKENS).labels
+    before, after = t("en", "internals.tokens", chips="\0", n=len(labels), max_tokens=MAX_TOKENS).split("\0")
+    row = next(m.value for m in at.markdown if m.value.startswith(before) and m.value.endswith(after))
     assert any("`" in label for label in labels)
-    assert code_contents(row.removeprefix("**Tokens:** ")) == list(labels)
+    assert code_contents(row.removeprefix(before).removesuffix(after)) == list(labels)

@@ -49,14 +49,14 @@ def test_sizing_page_counts_gpu_memory_in_gib_and_names_the_logits(sizing):
     from explorer.presets import REAL_MODELS
     from explorer.sizing import GPUS, human_bytes, logits_bytes
     at = sizing
-    assert all("GiB" in o for o in at.selectbox(key="gpu").options)
+    assert all("GiB" in o for o in at.selectbox(key="sizing.gpu").options)
     text = _texts(at)
     assert "80 GiB (85.9 GB)" in text  # the default card, A100
     cfg = REAL_MODELS["GPT-2 small"].cfg
-    seq = at.number_input(key="train_seq").value
-    micro = at.number_input(key="micro_batch").value
+    seq = at.number_input(key="sizing.train_seq_len").value
+    micro = at.number_input(key="sizing.micro_batch").value
     assert human_bytes(logits_bytes(cfg, micro, seq)) in text and "4·s·b·V" in text
-    assert list(GPUS)[1] == at.selectbox(key="gpu").value
+    assert list(GPUS)[1] == at.selectbox(key="sizing.gpu").value
 
 
 # ---- positional lab ---------------------------------------------------------------------------------------------
@@ -75,7 +75,7 @@ def positional() -> AppTest:
 
 def test_positional_sinusoidal_is_defined_everywhere_but_does_not_extrapolate(positional):
     at = positional
-    at.radio(key="encoding").set_value("sinusoidal").run()
+    at.sidebar.radio(key="positional.positional").set_value("sinusoidal").run()
     text = _texts(at)
     assert "works for positions never seen" not in text
     assert "defined for every position" in text and "does not extrapolate" in text
@@ -84,7 +84,7 @@ def test_positional_sinusoidal_is_defined_everywhere_but_does_not_extrapolate(po
 def test_positional_learned_table_says_gpt2_sigma(positional):
     from explorer.positional_facts import GPT2_POSITION_INIT_STD, GPT2_TOKEN_INIT_STD
     at = positional
-    at.radio(key="encoding").set_value("learned").run()
+    at.sidebar.radio(key="positional.positional").set_value("learned").run()
     text = _texts(at)
     assert f"σ = {GPT2_POSITION_INIT_STD:g}" in text and f"σ = {GPT2_TOKEN_INIT_STD:g}" in text
     assert "N(0, 0.02)" not in text
@@ -94,8 +94,8 @@ def test_positional_learned_table_says_gpt2_sigma(positional):
 def test_positional_alibi_caption_follows_the_head_count(positional, heads):
     from explorer.positional_facts import alibi_rule
     at = positional
-    at.radio(key="encoding").set_value("alibi").run()
-    at.slider(key="alibi_heads").set_value(heads).run()
+    at.sidebar.radio(key="positional.positional").set_value("alibi").run()
+    at.sidebar.slider(key="positional.alibi_heads").set_value(heads).run()
     assert not at.exception
     rule = alibi_rule(heads)
     assert rule.text in _texts(at)
@@ -106,11 +106,11 @@ def test_positional_rope_caption_says_when_the_decay_holds(positional):
     from explorer.positional_facts import rope_decay_facts
     from explorer.labs.positional import rope_score_by_distance
     at = positional
-    at.radio(key="encoding").set_value("rope").run()
+    at.sidebar.radio(key="positional.positional").set_value("rope").run()
     for theta in (10.0, 10_000.0):
-        at.sidebar.select_slider(key="theta").set_value(theta).run()
-        d_head = at.select_slider(key="rope_d_head").value
-        seed = at.sidebar.number_input(key="seed").value
+        at.sidebar.select_slider(key="positional.theta").set_value(theta).run()
+        d_head = at.sidebar.select_slider(key="positional.d_head").value
+        seed = at.sidebar.number_input(key="positional.seed").value
         facts = rope_decay_facts(rope_score_by_distance(d_head, theta, 128, seed), theta, d_head)
         assert facts.text in _texts(at)
     assert "decays with distance (RoPE's long-term decay)" not in _texts(at)
@@ -118,7 +118,7 @@ def test_positional_rope_caption_says_when_the_decay_holds(positional):
 
 def test_positional_none_tab_says_the_layer_is_bidirectional(positional):
     at = positional
-    at.radio(key="encoding").set_value("none").run()
+    at.sidebar.radio(key="positional.positional").set_value("none").run()
     text = _texts(at)
     assert "bidirectional" in at.header[0].value or any("bidirectional" in h.value for h in at.header)
     assert "causal mask" in text and "NoPE" in text
@@ -135,7 +135,7 @@ def test_internals_page_captions_are_computed_from_its_run():
     from tests.pretrained_models import ours
     at = _page("labs/internals.py")
     pm = ours("smollm2-135m")
-    run = analyze(pm, pm.encode(at.text_area(key="text_smollm2-135m").value, max_tokens=MAX_TOKENS))
+    run = analyze(pm, pm.encode(at.text_area(key="internals.text").value, max_tokens=MAX_TOKENS))
     text = _texts(at)
     assert residual_norm_facts(residual_norms(run), run.labels, run.patterns).text in text
     assert logit_lens_facts(logit_lens(pm, run), run.ids).text in text
@@ -147,9 +147,8 @@ def test_internals_page_captions_are_computed_from_its_run():
 @pytest.mark.slow
 def test_generation_page_says_smollm2_is_the_4_bit_release():
     from explorer.models.quantization import smollm2_weights
-    from explorer.ui.generation import MODEL_LABELS, REAL_MODEL
     at = _page("labs/generation.py")
-    assert "4-bit" in MODEL_LABELS[REAL_MODEL]
+    assert "4-bit Q4_1" in at.selectbox(key="generation.model").options[0]
     assert smollm2_weights().note in _texts(at)
 
 

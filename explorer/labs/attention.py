@@ -19,20 +19,14 @@ import torch
 from ..attention import additive_mask, attention, build_mask, repeat_kv
 from ..checks import choice, nearest_whole, whole_number
 from ..config import ModelConfig, attention_kind, kv_head_choices
+from ..i18n import Msg
 from ..model import Attention
 from ..positional import sinusoidal
 from ..sampling import entropy_bits
 from ..models.toy_tokens import MAX_LAB_TOKENS, Tokens, token_vectors
 from .outcome import Outcome, run_lab
 
-MASK_LABELS = {
-    "none": "none (bidirectional, as in BERT's encoder)",
-    "causal": "causal (GPT: no peeking at later tokens)",
-    "padding": "padding (ignore [PAD] tokens of a batch)",
-    "sliding_window": "sliding window (only the last w tokens)",
-    "prefix": "prefix-LM (bidirectional prefix, causal after)",
-}
-MASK_CHOICES = tuple(MASK_LABELS)
+MASK_CHOICES = ("none", "causal", "padding", "sliding_window", "prefix")  # each one's words: attention.mask.<value>
 # The core mask (explorer.config.MASKS) each of the lab's masks is built from; padding then hides the [PAD] keys.
 CORE_MASKS = {"none": "bidirectional", "causal": "causal", "padding": "bidirectional",
               "sliding_window": "sliding_window", "prefix": "prefix"}
@@ -63,14 +57,14 @@ class AttentionSettings:
         """Raise ValueError with a sentence for the student when this layer cannot be drawn."""
         whole_number("d_model", self.d_model, 1, D_MODEL_MAX)
         whole_number("n_head", self.n_head, 1, N_HEAD_MAX)
-        whole_number("seed", self.seed, 0, SEED_MAX)
+        whole_number(Msg("attention.name.seed"), self.seed, 0, SEED_MAX)
         choice("mask", self.mask, MASK_CHOICES)
         if self.mask == "padding":
-            whole_number("pad length", self.pad_len, 1, PAD_MAX)
+            whole_number(Msg("attention.name.pad_len"), self.pad_len, 1, PAD_MAX)
         if self.mask == "sliding_window":
-            whole_number("window", self.window, 1, MAX_LAB_TOKENS)
+            whole_number(Msg("attention.name.window"), self.window, 1, MAX_LAB_TOKENS)
         if self.mask == "prefix":
-            whole_number("prefix length", self.prefix_len, 0, MAX_LAB_TOKENS)
+            whole_number(Msg("attention.name.prefix_len"), self.prefix_len, 0, MAX_LAB_TOKENS)
         self._model_config()  # how d_model, n_head and n_kv_head fit together is ModelConfig's to say
 
     def config(self) -> ModelConfig:
@@ -228,7 +222,14 @@ def run_attention(tokens: Tokens, settings: AttentionSettings) -> AttentionLabRe
 
 def run(tokens: Tokens, settings: AttentionSettings) -> Outcome[AttentionSettings, AttentionLabResult]:
     """The layer on the sentence; settings that cannot be drawn fall back to the nearest ones that can."""
-    return run_lab(settings, lambda used: run_attention(tokens, used), nearest)
+    return run_lab(settings, lambda used: run_attention(tokens, used), nearest, describe=showing_instead)
+
+
+def showing_instead(requested: AttentionSettings, used: AttentionSettings) -> Msg | None:
+    """'Showing d_model = 32 instead.' in the student's language: the settings shown in place of the asked ones."""
+    changed = [f"{f.name} = {getattr(used, f.name)}" for f in dataclasses.fields(used)
+               if getattr(used, f.name) != getattr(requested, f.name)]
+    return Msg("attention.showing_instead", changes=", ".join(changed)) if changed else None
 
 
 def _study_weights(d_model: int, seed: int, d_k: int) -> tuple[torch.Tensor, torch.Tensor]:

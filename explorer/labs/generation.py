@@ -19,7 +19,8 @@ from ..generation import (FINISH_REASONS, Generation, Prompt, SpeedReport, Step,
 from ..models import LoadedModel
 from ..models.tiny import TINY_DECODERS
 from ..sampling import SamplingSettings
-from .outcome import Outcome
+from ..i18n import Msg
+from .outcome import Outcome, _sentence
 
 REAL_MODEL = "smollm2-135m"
 MODEL_CHOICES = (REAL_MODEL,) + TINY_DECODERS
@@ -59,10 +60,10 @@ class GenerationSettings:
         its tokenizer reads it (explorer.generation.prepare_prompt: not empty, within the lab's prompt tokens and
         the context, a chat template when chat is asked for) and, without the KV cache, the whole run within the
         tokens one run may read."""
-        choice("model", self.model, MODEL_CHOICES)
-        choice("chat", self.chat, (True, False))
-        choice("KV cache", self.use_cache, (True, False))
-        text_box("prompt", self.prompt, limits.GENERATION_PROMPT_MAX_CHARS)
+        choice(Msg("generation.name.model"), self.model, MODEL_CHOICES)
+        choice(Msg("generation.name.chat"), self.chat, (True, False))
+        choice(Msg("generation.name.use_cache"), self.use_cache, (True, False))
+        text_box(Msg("generation.name.prompt"), self.prompt, limits.GENERATION_PROMPT_MAX_CHARS)
         self.sampling()
         if model is None:
             return
@@ -71,7 +72,7 @@ class GenerationSettings:
 
     def check_model(self, model: LoadedModel) -> None:
         if model.name != self.model:
-            raise ValueError(f"These settings are for {self.model}, not for {model.name}.")
+            raise ValueError(Msg("generation.lab.wrong_model", settings=self.model, model=model.name))
 
     def check_run(self, prompt: Prompt) -> None:
         """Without the KV cache, the whole run must stay within the tokens one run may read."""
@@ -96,17 +97,17 @@ def run(model: LoadedModel, settings: GenerationSettings) -> Outcome[GenerationS
     fallback = None
     if settings.chat is True and not model.supports_chat:
         settings = dataclasses.replace(settings, chat=False)
-        fallback = f"{model.name} has no chat template (it was never fine-tuned to chat): using plain completion."
+        fallback = Msg("generation.lab.no_chat_template", model=model.name)
     try:  # what validate(model) checks, with the prompt read once (every rerun of the page comes through here)
         settings.validate()
         settings.check_model(model)
         prompt = read_prompt(model, settings)
     except ValueError as err:
-        return Outcome(settings, None, str(err), fallback)
+        return Outcome(settings, None, _sentence(err), fallback)
     try:
         settings.check_run(prompt)
     except ValueError as err:
-        return Outcome(settings, prompt, str(err), fallback)
+        return Outcome(settings, prompt, _sentence(err), fallback)
     return Outcome(settings, prompt, None, fallback)
 
 
@@ -114,7 +115,7 @@ def start_run(model: LoadedModel, outcome: Outcome[GenerationSettings, Prompt]) 
     """A new run of ``model`` from an outcome of ``run`` without an error, recording the attention the page shows;
     iterate it for the Steps."""
     if not outcome.ok or outcome.result is None:
-        raise ValueError(f"No run can start from these settings: {outcome.error}")
+        raise ValueError(Msg("generation.lab.no_run", error=outcome.error))
     settings = outcome.settings
     return generate(model.model, model.tokenizer, outcome.result, settings.sampling(), use_cache=settings.use_cache,
                     attention=True, stop_ids=model.eos_token_ids)
@@ -135,7 +136,7 @@ class RunSummary:
 
 def summarize(steps: Sequence[Step]) -> RunSummary:
     if not steps:
-        raise ValueError("There is nothing to summarize yet: generate some tokens first.")
+        raise ValueError(Msg("generation.lab.nothing_yet"))
     text = "".join(s.delta for s in steps)
     finish = steps[-1].finish
     return RunSummary(

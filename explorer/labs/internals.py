@@ -18,6 +18,7 @@ from typing import Callable
 import numpy as np
 
 from ..checks import choice, finite_number, nearest_whole, text_box
+from ..i18n import Msg
 from ..limits import INTERNALS_MAX_TOKENS as MAX_TOKENS  # every lab's caps live in explorer.limits
 from ..models import Encoded, LoadedModel
 from ..models.pretrained import MODEL_NAMES
@@ -25,7 +26,7 @@ from .internals_facts import (Entropy, HeadLine, LensFacts, ResidualNormFacts, a
                               logit_lens_facts, residual_norm_facts, residual_norms)
 from .internals_passes import (DEFAULT_COMPARE, Ablation, Head, Internals, LogitLens, ablate, analyze, check_head,
                                check_layer, head_name, is_decoder, logit_lens, validate_heads)
-from .outcome import Outcome, changed_fields, run_lab
+from .outcome import Outcome, run_lab
 
 DEFAULT_TEXT = {
     "minilm-l6": "The animal didn't cross the street because it was too tired.",
@@ -64,7 +65,7 @@ class InternalsSettings:
         it (not empty, the chat format only for a chat model) and every layer and head within the model."""
         choice("model", self.model, MODEL_NAMES)
         if model is not None and model.name != self.model:
-            raise ValueError(f"These settings are for {self.model}, not for {model.name}.")
+            raise ValueError(Msg("internals.error.other_model", settings=self.model, model=model.name))
         _check_text(self.text)
         choice("chat", self.chat, (True, False))
         if model is not None:
@@ -83,24 +84,24 @@ class InternalsSettings:
 
 
 def _check_text(text) -> None:
-    text_box("text", text, TEXT_MAX_CHARS)
+    text_box(Msg("internals.name.text"), text, TEXT_MAX_CHARS)
 
 
 def _check_threshold(min_weight) -> None:
-    finite_number("line threshold", min_weight)
+    finite_number(Msg("internals.name.min_weight"), min_weight)
     if not 0 <= min_weight <= 1:
-        raise ValueError(f"The line threshold is an attention weight, between 0 and 1 (got {min_weight!r}).")
+        raise ValueError(Msg("internals.error.threshold", got=repr(min_weight)))
 
 
 def _check_compare(compare) -> None:
     if not isinstance(compare, (tuple, list)) or not all(isinstance(c, str) for c in compare):
-        raise ValueError(f"The comparison sentences must be a list of texts (got {compare!r}).")
+        raise ValueError(Msg("internals.error.compare_not_list", got=repr(compare)))
     if not compare:
-        raise ValueError("Write at least one comparison sentence, one per line.")
+        raise ValueError(Msg("internals.error.compare_empty"))
     if len(compare) > MAX_COMPARE:
-        raise ValueError(f"The lab compares with at most {MAX_COMPARE} comparison sentences (got {len(compare)}).")
+        raise ValueError(Msg("internals.error.compare_too_many", max_compare=MAX_COMPARE, got=len(compare)))
     if blank := next((c for c in compare if not c.strip()), None):
-        raise ValueError(f"Each comparison sentence needs at least one word (got {blank!r}).")
+        raise ValueError(Msg("internals.error.compare_blank", got=repr(blank)))
 
 
 def read_text(model: LoadedModel, settings: InternalsSettings) -> Encoded:
@@ -125,7 +126,7 @@ def nearest(model: LoadedModel, settings: InternalsSettings) -> InternalsSetting
     text, chat = s.text, s.chat is True and model.supports_chat
     if not _passes(lambda: _check_text(text)) or not _passes(lambda: model.encode(text, chat=chat)):
         text, chat = FALLBACK_TEXT, False
-    min_weight = min(max(s.min_weight, 0.0), 1.0) if _passes(lambda: finite_number("line threshold", s.min_weight)) \
+    min_weight = min(max(s.min_weight, 0.0), 1.0) if _passes(lambda: finite_number("min_weight", s.min_weight)) \
         else default.min_weight
     words = [c for c in s.compare if isinstance(c, str) and c.strip()] if isinstance(s.compare, (tuple, list)) else []
     return dataclasses.replace(
@@ -140,23 +141,26 @@ def nearest(model: LoadedModel, settings: InternalsSettings) -> InternalsSetting
     )
 
 
-def fallback_sentence(requested: InternalsSettings, used: InternalsSettings) -> str | None:
+def fallback_sentence(requested: InternalsSettings, used: InternalsSettings) -> Msg | None:
     """What the page shows instead of ``requested``, in the words of each control."""
     said = []
     if used.text != requested.text:
-        said.append(f"Showing the example text instead: “{used.text}”")
+        said.append(Msg("internals.fallback.text", text=used.text))
     elif used.chat != requested.chat:
-        said.append("Showing the text without the chat format.")
+        said.append(Msg("internals.fallback.chat"))
     if used.compare != requested.compare:
-        said.append("No comparison sentence: showing the default ones." if used.compare == DEFAULT_COMPARE else
-                    f"Comparing with the first {MAX_COMPARE} sentences." if len(requested.compare) > MAX_COMPARE
-                    else "Comparing with the sentences that have words.")
+        said.append(Msg("internals.fallback.compare_default") if used.compare == DEFAULT_COMPARE else
+                    Msg("internals.fallback.compare_first", n=MAX_COMPARE) if len(requested.compare) > MAX_COMPARE
+                    else Msg("internals.fallback.compare_words"))
     if used.ablated != requested.ablated:
-        said.append(f"Zeroing only {', '.join(map(head_name, used.ablated))}." if used.ablated else
-                    "Showing the intact model: no head is zeroed.")
-    rest = changed_fields(dataclasses.replace(requested, text=used.text, chat=used.chat, compare=used.compare,
-                                              ablated=used.ablated), used)
-    return " ".join(said + ([rest] if rest else [])) or None
+        said.append(Msg("internals.fallback.ablated_some", heads=", ".join(map(head_name, used.ablated)))
+                    if used.ablated else Msg("internals.fallback.ablated_none"))
+    rest = dataclasses.replace(requested, text=used.text, chat=used.chat, compare=used.compare, ablated=used.ablated)
+    changed = [f"{f.name} = {getattr(used, f.name)}" for f in dataclasses.fields(used)
+               if getattr(used, f.name) != getattr(rest, f.name)]
+    if changed:
+        said.append(Msg("internals.fallback.fields", fields=", ".join(changed)))
+    return Msg.join(said) if said else None
 
 
 # ----------------------------------------------------------------------------------------------------------------

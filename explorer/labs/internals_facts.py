@@ -11,6 +11,7 @@ from typing import Iterable, Sequence
 import numpy as np
 import torch
 
+from ..i18n import Msg
 from .internals_passes import Internals, LogitLens
 
 
@@ -42,6 +43,27 @@ def attention_entropy(patterns: np.ndarray, causal: bool) -> Entropy:
     nats = ent[..., rows].mean(-1)
     normalized = (ent[..., rows] / visible[rows].log()).mean(-1)
     return Entropy(nats=nats.float().numpy(), normalized=normalized.float().numpy())
+
+
+# What the every-head summary can colour each head by: each a (L, H) array of numbers from 0 to 1.
+HEAD_STATISTICS = ("entropy", "first", "previous", "self")
+
+
+def head_statistics(patterns: np.ndarray, entropy: Entropy) -> dict[str, np.ndarray]:
+    """One number per head of (L, H, T, T) patterns, for each of HEAD_STATISTICS: the normalised entropy, and the
+    mean weight a query puts on the first token, on the token just before it and on itself. The first token is
+    left out of 'first' and 'previous' (it has no earlier token, and reading itself is not reading the start), so
+    a head that only looks back at the start (an attention sink) and one that reads its neighbour stand apart."""
+    p = torch.from_numpy(patterns).double()
+    T = p.shape[-2]
+    diag = torch.diagonal(p, dim1=-2, dim2=-1)  # (L, H, T): a_ii
+    if T > 1:
+        first = p[..., 1:, 0].mean(-1)
+        previous = torch.diagonal(p, offset=-1, dim1=-2, dim2=-1).mean(-1)  # a_{i, i-1} for i >= 1
+    else:
+        first = previous = torch.zeros(p.shape[:2], dtype=torch.float64)
+    return {"entropy": np.asarray(entropy.normalized, dtype=np.float32), "first": first.float().numpy(),
+            "previous": previous.float().numpy(), "self": diag.mean(-1).float().numpy()}
 
 
 def residual_norms(internals: Internals) -> np.ndarray:
@@ -85,11 +107,11 @@ class ResidualNormFacts:
     final: float
     sink_heads: int  # heads putting more than half their weight on the token (averaged over the queries after it)
     n_heads: int
-    text: str
+    text: Msg
 
 
-def _row_name(row: int) -> str:
-    return "the embeddings" if row == 0 else f"layer {row - 1}"
+def _row_name(row: int) -> Msg:
+    return Msg("internals.facts.the_embeddings") if row == 0 else Msg("internals.facts.layer", n=row - 1)
 
 
 def residual_norm_facts(norms: np.ndarray, labels: Sequence[str], patterns: np.ndarray) -> ResidualNormFacts | None:
@@ -112,18 +134,14 @@ def residual_norm_facts(norms: np.ndarray, labels: Sequence[str], patterns: np.n
     sink_heads = int((on_token > 0.5).sum()) if on_token is not None else 0
     n_heads = patterns.shape[0] * patterns.shape[1]
     label = labels[token] if token < len(labels) else str(token)
-    size = "hundreds of times" if peak >= 100 else f"{peak:.0f} times"
+    size = Msg("internals.facts.hundreds") if peak >= 100 else Msg("internals.facts.times", n=peak)
     if peak < 2:  # nothing to point at: every token's vector is within a factor 2 of the median
-        text = (f"No token's residual vector stands out here: the longest is {peak:.1f}× the median of the others "
-                f"(token {token}, '{label}', after {_row_name(peak_row)}).")
+        text = Msg("internals.facts.no_outlier", peak=peak, token=token, label=label, row=_row_name(peak_row))
         return ResidualNormFacts(token, label, r.tolist(), jump, before, peak, peak_row, final, sink_heads, n_heads,
                                  text)
-    text = (f"Token {token} ('{label}') grows a residual vector up to {size} longer than the others' (their median "
-            f"norm): at most {before:.0f}× up to {_row_name(jump - 1)}, {float(r[jump]):.0f}× after "
-            f"{_row_name(jump)}, {peak:.0f}× at the peak (after {_row_name(peak_row)}) and {final:.1f}× after the "
-            f"last layer. {sink_heads} of {n_heads} heads put more than half of their weight on it (averaged over "
-            "the tokens after it): it is an attention sink, and its huge, nearly constant vector makes it easy to "
-            "find.")
+    text = Msg("internals.facts.sink", token=token, label=label, size=size, before=before,
+               before_row=_row_name(jump - 1), at_jump=float(r[jump]), jump_row=_row_name(jump), peak=peak,
+               peak_row=_row_name(peak_row), final=final, sink_heads=sink_heads, n_heads=n_heads)
     return ResidualNormFacts(token, label, r.tolist(), jump, before, peak, peak_row, final, sink_heads, n_heads,
                              text)
 
@@ -136,7 +154,7 @@ class LensFacts:
     echo_embed: int  # positions whose top token in the embedding row is the input token itself
     echo_layers: int  # the most positions that echo their input in any layer row
     n_tokens: int
-    text: str
+    text: Msg
 
 
 def logit_lens_facts(lens: LogitLens, ids: Sequence[int]) -> LensFacts:
@@ -148,12 +166,39 @@ def logit_lens_facts(lens: LogitLens, ids: Sequence[int]) -> LensFacts:
     echo = [sum(int(t) == int(i) for t, i in zip(row.tolist(), ids)) for row in lens.token_ids]
     answer = lens.tokens[-1][-1]
     n_layer, T = len(lens.layers) - 1, len(ids)
-    where = ("from the embedding row on" if settle == 0 else
-             f"first at {lens.layers[settle]} (layers are numbered 0 to {n_layer - 1}) and stays there: "
-             + ("only the last layer reads it out" if settle == n_layer else
-                f"only the last {n_layer + 1 - settle} of {n_layer} layers read it out"))
-    layers_echo = (f"at most {max(echo[1:])} of {T} positions still do" if max(echo[1:]) else "none does any more")
-    text = (f"The embedding row echoes the input token itself at {echo[0]} of {T} positions (the unembedding is the "
-            f"tied embedding matrix); in the layer rows {layers_echo}. At the last position the model's answer "
-            f"'{answer.strip()}' is the top token {where}.")
+    # Row r of the lens is the stream after layer r - 1 (row 0: the embeddings), as _row_name says it.
+    where = (Msg("internals.lens_facts.from_embed") if settle == 0 else
+             Msg("internals.lens_facts.first_at", row=_row_name(settle), last=n_layer - 1,
+                 reads=Msg("internals.lens_facts.last_layer_only") if settle == n_layer else
+                 Msg("internals.lens_facts.last_layers", n=n_layer + 1 - settle, n_layer=n_layer)))
+    layers_echo = (Msg("internals.lens_facts.echo_some", n=max(echo[1:]), T=T) if max(echo[1:])
+                   else Msg("internals.lens_facts.echo_none"))
+    text = Msg("internals.lens_facts.text", echo=echo[0], T=T, layers_echo=layers_echo, answer=answer.strip(),
+               where=where)
     return LensFacts(answer, settle, n_layer, echo[0], max(echo[1:]), T, text)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# What SmolLM2's numbers come from, said wherever they are shown: the 4-bit release, dequantized to float32.
+
+
+def smollm2_weights_note() -> Msg:
+    """explorer.models.quantization's note on SmolLM2's weights as a sentence in either language, from the same
+    numbers (read from the GGUF file's header)."""
+    from ..models.quantization import smollm2_weights
+
+    w = smollm2_weights()
+    matrices = [k for k in w.types if k not in ("F32", "F16", w.embedding_type)]
+    stored = Msg.join([Msg("internals.weights.matrices", n=w.types[k], kind=k, bits=f"{w.bits[k]:g}")
+                       for k in matrices], sep="; ")
+    return Msg("internals.weights.note", file=w.file, stored=stored, embedding=w.embedding_type,
+               embedding_bits=f"{w.bits[w.embedding_type]:g}", norms=w.types.get("F32", 0))
+
+
+def smollm2_weights_short() -> Msg:
+    """The same in one line, for the caption under the model picker."""
+    from ..models.quantization import smollm2_weights
+
+    w = smollm2_weights()
+    kinds = ", ".join(k for k in w.types if k not in ("F32", "F16", w.embedding_type))
+    return Msg("internals.weights.short", kinds=kinds, file=w.file)

@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from ..checks import whole_number
+from ..i18n import Msg
 from ..limits import INTERNALS_MAX_TOKENS as MAX_TOKENS  # every lab's caps live in explorer.limits
 from ..models import Encoded, LoadedModel
 from ..models.pretrained import sentence_embedding
@@ -33,19 +34,19 @@ _LENS_CHUNK = 256
 # Layers and heads: their names and checks.
 
 
-def _check_index(kind: str, value, count: int, owner: str) -> int:
-    whole_number(kind, value, 0)
+def _check_index(kind: str, value, count: int) -> int:
+    whole_number(Msg(f"internals.name.{kind}"), value, 0)
     if value >= count:
-        raise ValueError(f"{kind.capitalize()} {value} does not exist: {owner} {kind}s 0 to {count - 1}.")
+        raise ValueError(Msg(f"internals.error.no_such_{kind}", value=value, last=count - 1))
     return value
 
 
 def check_layer(layer, n_layer: int) -> int:
-    return _check_index("layer", layer, n_layer, "this model has")
+    return _check_index("layer", layer, n_layer)
 
 
 def check_head(head, n_head: int) -> int:
-    return _check_index("head", head, n_head, "every layer has")
+    return _check_index("head", head, n_head)
 
 
 def validate_heads(heads: Iterable[Sequence[int]], n_layer: int, n_head: int) -> list[Head]:
@@ -53,7 +54,7 @@ def validate_heads(heads: Iterable[Sequence[int]], n_layer: int, n_head: int) ->
     out: set[Head] = set()
     for item in heads:
         if not isinstance(item, (tuple, list)) or len(item) != 2:
-            raise ValueError(f"{item!r} is not a head; give it as (layer, head).")
+            raise ValueError(Msg("internals.error.not_a_head", item=repr(item)))
         out.add((check_layer(item[0], n_layer), check_head(item[1], n_head)))
     return sorted(out)
 
@@ -68,15 +69,12 @@ def parse_head_name(name: str) -> Head:
         layer, head = name.strip().upper().removeprefix("L").split(".H")
         return int(layer), int(head)
     except ValueError:
-        raise ValueError(f"{name!r} is not a head name; write it like L3.H5 (layer 3, head 5).") from None
+        raise ValueError(Msg("internals.error.not_a_head_name", name=repr(name))) from None
 
 
 def layer_labels(n_layer: int, with_embed: bool = False) -> list[str]:
+    """The rows of the logit lens as data ('embed', 'layer 0', ...); figures write them in the reader's language."""
     return (["embed"] if with_embed else []) + [f"layer {i}" for i in range(n_layer)]
-
-
-def head_labels(n_head: int) -> list[str]:
-    return [f"head {h}" for h in range(n_head)]
 
 
 def is_decoder(model: LoadedModel) -> bool:
@@ -110,7 +108,7 @@ def _pattern_names(n_layer: int) -> list[str]:
 def analyze(model: LoadedModel, enc: Encoded) -> Internals:
     """Run ``enc`` through the model once, keeping every head's pattern and the residual stream."""
     if len(enc.ids) > MAX_TOKENS:  # every head's full (T, T) map is kept: the cap bounds what one request holds
-        raise ValueError(f"This lab reads at most {MAX_TOKENS} tokens; encode the text with max_tokens={MAX_TOKENS}.")
+        raise ValueError(Msg("internals.error.too_many_tokens", max_tokens=MAX_TOKENS))
     n, decoder = model.config.n_layer, is_decoder(model)
     keep = set(_pattern_names(n)) | {f"blocks.{i}.resid_post" for i in range(n)} | {"embed.out", "final"}
     out, cache = model.model.run_with_cache(enc.ids_tensor(model.device), names=keep, head=decoder)
@@ -140,7 +138,7 @@ def logit_lens(model: LoadedModel, internals: Internals) -> LogitLens:
     """softmax(W_U · Norm(h_l)) for the residual stream h_l after every layer: what the model would predict if it
     stopped there. The last row is the model's real prediction."""
     if not is_decoder(model):
-        raise ValueError("The logit lens reads next-token predictions, so it needs a decoder (SmolLM2).")
+        raise ValueError(Msg("internals.error.lens_needs_decoder"))
     norm, unembed = model.model.stack.ln_final, model.model.lm_head
     L1, T, d = internals.resid.shape
     rows = torch.from_numpy(internals.resid).reshape(L1 * T, d)
@@ -188,10 +186,10 @@ class Ablation:
     bar_labels: list[str]  # next tokens (decoder) or comparison sentences (encoder)
     before: list[float]
     after: list[float]
-    value_name: str  # what the bars measure
-    metric_name: str
+    value_name: Msg  # what the bars measure
+    metric_name: Msg
     metric: float  # KL(before || after) for the decoder, cos(before, after) of the sentence embedding for the encoder
-    summary: str  # one sentence for the student
+    summary: Msg  # one sentence for the student
     pattern_change: np.ndarray  # (L, H) mean |Δ attention weight| of every head
     token_ids: list[int]  # the decoder's bars' next tokens (empty for the encoder)
 
@@ -226,15 +224,16 @@ def _next_token_ablation(model, chosen, base, out, change, top_k) -> Ablation:
     labels = model.token_labels(order)
     top_b, top_a = labels[0], model.token_labels([int(after.argmax())])[0]
     if not chosen:
-        summary = "No head is ablated: the bars are the intact model's prediction."
+        summary = Msg("internals.ablation.none_decoder")
     elif top_b == top_a:
-        summary = (f"The most likely next token stays '{top_b}' ({float(before.max()):.1%} → "
-                   f"{float(after[order[0]]):.1%}).")
+        summary = Msg("internals.ablation.top_stays", token=top_b, before=float(before.max()),
+                      after=float(after[order[0]]))
     else:
-        summary = f"The most likely next token changes from '{top_b}' to '{top_a}'."
+        summary = Msg("internals.ablation.top_changes", before=top_b, after=top_a)
     return Ablation(heads=chosen, bar_labels=labels, before=[float(before[i]) for i in order],
-                    after=[float(after[i]) for i in order], value_name="probability of the next token",
-                    metric_name="KL(before ‖ after)", metric=kl, summary=summary, pattern_change=change,
+                    after=[float(after[i]) for i in order], value_name=Msg("internals.ablation.value_decoder"),
+                    metric_name=Msg("internals.ablation.metric_decoder"), metric=kl, summary=summary,
+                    pattern_change=change,
                     token_ids=order)
 
 
@@ -263,11 +262,12 @@ def _embedding_ablation(model, chosen, base, final_after, hooks, change, compare
             others = sentence_embedding(cache["final"], mask).cpu()  # (n, d)
             sims.extend((others @ emb).tolist())
     if not chosen:
-        summary = "No head is ablated: the sentence embedding is the intact model's."
+        summary = Msg("internals.ablation.none_encoder")
     else:
-        summary = (f"The sentence embedding turns by {math.degrees(math.acos(max(-1.0, min(1.0, cos)))):.1f}° "
-                   f"(cosine {cos:.4f} with the intact one).")
+        degrees = math.degrees(math.acos(max(-1.0, min(1.0, cos))))
+        summary = Msg("internals.ablation.turns", degrees=degrees, cos=cos)
     return Ablation(heads=chosen, bar_labels=list(compare), before=before_sims, after=after_sims,
-                    value_name="cosine similarity to your sentence", metric_name="cos(before, after)", metric=cos,
+                    value_name=Msg("internals.ablation.value_encoder"),
+                    metric_name=Msg("internals.ablation.metric_encoder"), metric=cos,
                     summary=summary, pattern_change=change, token_ids=[])
 

@@ -46,6 +46,11 @@ def changed_fields(requested, used) -> str | None:
     return "Showing " + ", ".join(changed) + " instead." if changed else None
 
 
+def _sentence(err: ValueError) -> str:
+    # str(err) would turn a Msg (explorer.i18n) into plain English; the sentence itself keeps its catalog key.
+    return err.args[0] if len(err.args) == 1 and isinstance(err.args[0], str) else str(err)
+
+
 def run_lab(requested: S, compute: Callable[[S], R], nearest: Callable[[S], S] | None = None, *,
             validate: Callable[[S], None] = lambda settings: settings.validate(),
             describe: Callable[[S, S], str | None] = changed_fields) -> Outcome[S, R]:
@@ -58,9 +63,10 @@ def run_lab(requested: S, compute: Callable[[S], R], nearest: Callable[[S], S] |
     try:
         validate(requested)
     except ValueError as err:
+        said = _sentence(err)
         if nearest is None:
-            return Outcome(requested, None, str(err))
+            return Outcome(requested, None, said)
         used = nearest(requested)
         validate(used)  # a fallback that is itself invalid is a bug, not a student's mistake
-        return Outcome(used, compute(used), str(err), describe(requested, used))
+        return Outcome(used, compute(used), said, describe(requested, used))
     return Outcome(requested, compute(requested))

@@ -23,14 +23,13 @@ import torch
 
 from ..checks import choice, nearest_whole, whole_number
 from ..config import POSITIONALS, ModelConfig
+from ..i18n import Msg
 from ..model import Transformer
 from ..positional import alibi_bias, alibi_slopes, apply_rope, rope_cos_sin, rope_inv_freq, sinusoidal
 from ..positional_facts import GPT2_POSITION_INIT_STD, AlibiRule, RopeDecayFacts, alibi_rule, rope_decay_facts
 from ..models.toy_tokens import MAX_LAB_TOKENS, Tokens, token_vectors
 from .outcome import Outcome, run_lab
 
-ENCODING_LABELS = {"sinusoidal": "Sinusoidal", "learned": "Learned", "rope": "RoPE", "alibi": "ALiBi",
-                   "none": "None"}
 LAB_D_MODEL = 64  # the small encoder whose attention the lab compares across encodings
 LAB_N_HEAD = 4
 MAX_POSITIONS = 128
@@ -48,7 +47,7 @@ class PositionalSettings:
     """The lab's controls: the encoding explored and each section's own controls, and the seed and RoPE base θ
     they share (the seed draws the weights, the token vectors and the learned table)."""
 
-    encoding: str = "sinusoidal"
+    positional: str = "sinusoidal"  # the encoding explored (ModelConfig's name for it)
     n_pos: int = 32  # rows of the sinusoidal and learned tables
     d_model: int = 64  # their columns
     d_head: int = 64  # RoPE's head width
@@ -61,23 +60,23 @@ class PositionalSettings:
 
     def validate(self) -> None:
         """Raise ValueError with a sentence for the student when a control cannot be used."""
-        choice("positional encoding", self.encoding, POSITIONALS)
-        whole_number("number of positions", self.n_pos, 1, MAX_POSITIONS)
+        choice(Msg("positional.name.positional"), self.positional, POSITIONALS)
+        whole_number(Msg("positional.name.n_pos"), self.n_pos, 1, MAX_POSITIONS)
         whole_number("d_model", self.d_model, 2, MAX_WIDTH)
         whole_number("d_head", self.d_head, 2, MAX_WIDTH)
         if self.d_head % 2:
-            raise ValueError(f"RoPE rotates pairs of dimensions, so d_head ({self.d_head}) must be even.")
-        whole_number("pair", self.pair, 0, self.d_head // 2 - 1)
+            raise ValueError(Msg("positional.error.odd_d_head", d_head=self.d_head))
+        whole_number(Msg("positional.name.pair"), self.pair, 0, self.d_head // 2 - 1)
         whole_number("n_head", self.alibi_heads, 1, MAX_ALIBI_HEADS)
-        whole_number("shuffle seed", self.shuffle_seed, 0, SEED_MAX)
-        choice("encoding to switch on", self.perm_encoding, POSITIONALS)
+        whole_number(Msg("positional.name.shuffle_seed"), self.shuffle_seed, 0, SEED_MAX)
+        choice(Msg("positional.name.perm_encoding"), self.perm_encoding, POSITIONALS)
         _check_theta(self.theta)
-        whole_number("seed", self.seed, 0, SEED_MAX)
+        whole_number(Msg("positional.name.seed"), self.seed, 0, SEED_MAX)
 
 
 def _check_theta(theta) -> None:
     if isinstance(theta, bool) or not isinstance(theta, (int, float)) or not math.isfinite(theta) or theta <= 1:
-        raise ValueError(f"RoPE base θ must be a number larger than 1 (got {theta!r}).")
+        raise ValueError(Msg("positional.error.theta", got=repr(theta)))
 
 
 def nearest(settings: PositionalSettings) -> PositionalSettings:
@@ -90,9 +89,9 @@ def nearest(settings: PositionalSettings) -> PositionalSettings:
         theta = settings.theta
     except ValueError:
         theta = default.theta
-    encoding = lambda name: name if name in POSITIONALS else default.encoding  # noqa: E731
+    encoding = lambda name: name if name in POSITIONALS else default.positional  # noqa: E731
     return dataclasses.replace(
-        settings, encoding=encoding(settings.encoding), perm_encoding=encoding(settings.perm_encoding),
+        settings, positional=encoding(settings.positional), perm_encoding=encoding(settings.perm_encoding),
         n_pos=nearest_whole(settings.n_pos, 1, MAX_POSITIONS, default.n_pos),
         d_model=nearest_whole(settings.d_model, 2, MAX_WIDTH, default.d_model), d_head=d_head,
         pair=nearest_whole(settings.pair, 0, d_head // 2 - 1, default.pair),
@@ -266,7 +265,7 @@ class PermutationResult:
 def permutation_experiment(model: Transformer, tokens: Tokens, shuffle_seed: int = 0, seed: int = 0
                            ) -> PermutationResult:
     if len(tokens) < 2:
-        raise ValueError("Shuffling needs at least two tokens: type a longer sentence.")
+        raise ValueError(Msg("positional.error.shuffle_one_token"))
     order = shuffle_order(len(tokens), shuffle_seed)
     shuffled_tokens = tokens.permuted(order)
     original = attention_patterns(model, tokens, seed)
@@ -315,23 +314,23 @@ def _encoding_table(table: np.ndarray, positions: tuple[str, ...]) -> EncodingTa
 
 
 def explore(tokens: Tokens, settings: PositionalSettings, model: ModelFor = encoding_model) -> PositionalResult:
-    """The section of ``settings.encoding``; raises ValueError for invalid settings."""
+    """The section of ``settings.positional``; raises ValueError for invalid settings."""
     settings.validate()
     s = settings
-    if s.encoding in ("sinusoidal", "learned"):
+    if s.positional in ("sinusoidal", "learned"):
         positions = tuple(position_labels(s.n_pos, tokens.tokens))
         learned = _encoding_table(learned_table(s.n_pos, s.d_model, s.seed), positions) \
-            if s.encoding == "learned" else None
+            if s.positional == "learned" else None
         return PositionalResult(sinusoidal=_encoding_table(sinusoidal_table(s.n_pos, s.d_model), positions),
                                 learned=learned)
-    if s.encoding == "rope":
+    if s.positional == "rope":
         n_rot = max(len(tokens), ROPE_MIN_POSITIONS)
         thetas = dict.fromkeys((s.theta, ROPE_ORIGINAL_THETA))  # once when the chosen θ is the original
         curves = tuple(rope_score_by_distance(s.d_head, t, ROPE_MAX_DISTANCE, s.seed) for t in thetas)
         return PositionalResult(rope=RopeSection(
             rope_rotation(n_rot, s.d_head, s.pair, s.theta), tuple(position_labels(n_rot, tokens.tokens)), curves,
             rope_decay_facts(curves[0], s.theta, s.d_head)))
-    if s.encoding == "alibi":
+    if s.positional == "alibi":
         return PositionalResult(alibi=alibi(s.alibi_heads, len(tokens)))
     if len(tokens) < 2:
         return PositionalResult()
@@ -345,4 +344,11 @@ def run(tokens: Tokens, settings: PositionalSettings, model: ModelFor = encoding
 
     ``model`` builds the encoder the shuffle experiment runs: the app passes its cache shared by every session.
     """
-    return run_lab(settings, lambda used: explore(tokens, used, model), nearest)
+    return run_lab(settings, lambda used: explore(tokens, used, model), nearest, describe=showing_instead)
+
+
+def showing_instead(requested: PositionalSettings, used: PositionalSettings) -> Msg | None:
+    """'Showing d_head = 16, pair = 7 instead.' for the controls that fell back, in the reader's language."""
+    changed = [f"{f.name} = {getattr(used, f.name)}" for f in dataclasses.fields(used)
+               if getattr(used, f.name) != getattr(requested, f.name)]
+    return Msg("positional.showing_instead", changes=", ".join(changed)) if changed else None

@@ -12,9 +12,10 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from ..checks import choice
+from ..checks import choice, whole_number
 from ..config import (ACTIVATIONS, ARCHS, NORM_POSITIONS, NORMS, POSITIONALS, PRESETS, ModelConfig, attention_kind,
                       kv_head_choices)
+from ..i18n import Msg
 from ..models.hf_config import config_to_hf, import_hf_config, parse_config_json
 from ..presets import REAL_MODELS, RealModel
 from ..sizing import GPUS, ParamBreakdown, approx_params, count_params, gpu_memory_bytes, human_count
@@ -37,7 +38,8 @@ def preset_config(name: str) -> ModelConfig:
     if name.startswith(TEACHING_PREFIX):
         return PRESETS[name.removeprefix(TEACHING_PREFIX)]
     if name not in REAL_MODELS:
-        raise ValueError(f"Unknown preset {name!r}.")
+        raise ValueError(Msg("checks.one_of", name=Msg("sizing.name.preset"), choices=", ".join(preset_names()),
+                             got=repr(name)))
     return REAL_MODELS[name].cfg
 
 
@@ -47,33 +49,40 @@ def preset_counts_pooler(name: str) -> bool:
 
 @dataclass(frozen=True)
 class FieldSpec:
+    """An editable ModelConfig field; its label and help are the catalog's sizing.field.<name>.label / .help."""
+
     name: str
-    kind: str  # "int", "optional_int", "choice", "bool", "optional_bool"
-    label: str
-    help: str
+    kind: str  # "int", "int0" (0 allowed), "choice", "bool"
     choices: tuple = ()
+
+    @property
+    def label(self) -> Msg:
+        return Msg(f"sizing.field.{self.name}.label")
+
+    @property
+    def help(self) -> Msg:
+        return Msg(f"sizing.field.{self.name}.help")
 
 
 EDITABLE_FIELDS: tuple[FieldSpec, ...] = (
-    FieldSpec("arch", "choice", "Architecture", "decoder = GPT / LLaMA, encoder = BERT, encoder-decoder = the "
-              "original Transformer", ARCHS),
-    FieldSpec("n_layer", "int", "Layers L", "Number of blocks (each stack of an encoder-decoder has L)."),
-    FieldSpec("d_model", "int", "d_model (hidden_size)", "Width of every token vector."),
-    FieldSpec("n_head", "int", "Heads n_h", "Query heads per attention layer."),
-    FieldSpec("n_kv_head", "int", "K/V heads n_kv", "= n_h for MHA, fewer for GQA, 1 for MQA."),
-    FieldSpec("d_head", "int", "d_head", "Width of one head; usually d_model / n_h."),
-    FieldSpec("d_ff", "int", "d_ff (intermediate_size)", "Inner width of the FFN; 4·d_model in GPT and BERT."),
-    FieldSpec("vocab_size", "int", "Vocabulary V", "Rows of the token embedding (and columns of the LM head)."),
-    FieldSpec("max_seq_len", "int", "Context n_ctx", "Rows of a learned position table; free for RoPE / ALiBi."),
-    FieldSpec("type_vocab_size", "int0", "Segment types", "BERT's token-type embeddings (2); 0 for none."),
-    FieldSpec("activation", "choice", "FFN activation", "swiglu adds a third (gate) matrix.", ACTIVATIONS),
-    FieldSpec("norm", "choice", "Norm", "LayerNorm learns a gain and a bias; RMSNorm only a gain.", NORMS),
-    FieldSpec("norm_position", "choice", "Norm position", "pre-norm adds one final norm.", NORM_POSITIONS),
-    FieldSpec("positional", "choice", "Positions", "Only learned positions are parameters.", POSITIONALS),
-    FieldSpec("bias", "bool", "Biases", "A bias on every linear layer (GPT-2, BERT) or none (LLaMA)."),
-    FieldSpec("qkv_bias", "bool", "Q/K/V bias", "Qwen keeps biases on Q, K and V only."),
-    FieldSpec("tie_embeddings", "bool", "Tied LM head", "The output layer reuses the token embedding."),
-    FieldSpec("embed_norm", "bool", "Embedding norm", "BERT normalises the summed embeddings."),
+    FieldSpec("arch", "choice", ARCHS),
+    FieldSpec("n_layer", "int"),
+    FieldSpec("d_model", "int"),
+    FieldSpec("n_head", "int"),
+    FieldSpec("n_kv_head", "int"),
+    FieldSpec("d_head", "int"),
+    FieldSpec("d_ff", "int"),
+    FieldSpec("vocab_size", "int"),
+    FieldSpec("max_seq_len", "int"),
+    FieldSpec("type_vocab_size", "int0"),
+    FieldSpec("activation", "choice", ACTIVATIONS),
+    FieldSpec("norm", "choice", NORMS),
+    FieldSpec("norm_position", "choice", NORM_POSITIONS),
+    FieldSpec("positional", "choice", POSITIONALS),
+    FieldSpec("bias", "bool"),
+    FieldSpec("qkv_bias", "bool"),
+    FieldSpec("tie_embeddings", "bool"),
+    FieldSpec("embed_norm", "bool"),
 )
 
 
@@ -85,9 +94,9 @@ class Resolved:
     totals of those fields."""
 
     cfg: ModelConfig | None
-    label: str
-    error: str | None = None
-    notes: tuple[str, ...] = ()
+    label: str  # a preset's name, a Msg ('GPT-2 small (edited)') or 'config.json (<its _name_or_path>)'
+    error: str | None = None  # a Msg
+    notes: tuple[str, ...] = ()  # Msgs
 
     @property
     def real(self) -> RealModel | None:
@@ -99,7 +108,7 @@ class Resolved:
 MAX_NAME_CHARS = 80  # a config's _name_or_path goes into chart titles and table rows
 
 
-def config_from_fields(values: dict[str, Any], base: ModelConfig, label: str = "your model") -> Resolved:
+def config_from_fields(values: dict[str, Any], base: ModelConfig, label: str = Msg("sizing.your_model")) -> Resolved:
     """A ModelConfig from the edited fields (the others taken from ``base``), or the library's sentence."""
     fields = {f.name: getattr(base, f.name) for f in dataclasses.fields(base)}
     fields.update(values)
@@ -112,7 +121,7 @@ def config_from_fields(values: dict[str, Any], base: ModelConfig, label: str = "
     try:
         return Resolved(ModelConfig(**fields), label)
     except (ValueError, TypeError) as err:
-        return Resolved(None, label, error=str(err))
+        return Resolved(None, label, error=_sentence(err))
 
 
 def config_from_text(text: str | bytes) -> Resolved:
@@ -121,14 +130,19 @@ def config_from_text(text: str | bytes) -> Resolved:
         data = parse_config_json(text)
         imported = import_hf_config(data)
     except ValueError as err:
-        return Resolved(None, "config.json", error=str(err))
+        return Resolved(None, "config.json", error=_sentence(err))
     name = str(data.get("_name_or_path") or imported.model_type)
     if len(name) > MAX_NAME_CHARS:
         name = name[:MAX_NAME_CHARS - 1] + "…"
     return Resolved(imported.cfg, f"config.json ({name})", notes=imported.notes)
 
 
-SOURCES = ("Real model", "Edit every field", "Paste or upload config.json")
+def _sentence(err: Exception) -> str:
+    """The error's Msg when it has one (str(err) would say it in English only)."""
+    return err.args[0] if len(err.args) == 1 and isinstance(err.args[0], str) else str(err)
+
+
+SOURCES = ("preset", "fields", "config")  # the page's labels: the catalog's sizing.source.<value>
 PRESET_SOURCE, FIELDS_SOURCE, CONFIG_SOURCE = SOURCES
 _EDITABLE_NAMES = frozenset(spec.name for spec in EDITABLE_FIELDS)
 
@@ -145,13 +159,13 @@ class ModelSettings:
 
     def validate(self) -> None:
         """Raise ValueError with a sentence for the student when no model can be sized from these settings."""
-        choice("Model", self.source, SOURCES)
-        choice("Preset", self.preset, preset_names())
+        choice(Msg("sizing.name.source"), self.source, SOURCES)
+        choice(Msg("sizing.name.preset"), self.preset, preset_names())
         unknown = [name for name, _ in self.fields if name not in _EDITABLE_NAMES]
         if unknown:
-            raise ValueError(f"{unknown[0]!r} is not a field of the model that can be edited here.")
+            raise ValueError(Msg("sizing.err.not_a_field", name=repr(unknown[0])))
         if not isinstance(self.config_text, (str, bytes)):
-            raise ValueError(f"config.json must be text or a file's bytes (got {type(self.config_text).__name__}).")
+            raise ValueError(Msg("sizing.err.config_type", got=type(self.config_text).__name__))
         error = self.resolve().error
         if error:
             raise ValueError(error)
@@ -164,7 +178,7 @@ class ModelSettings:
             edited = lambda name: values.get(name, getattr(base, name)) != getattr(base, name)  # noqa: E731
             if self.derive_head and (edited("d_model") or edited("n_head")) and not edited("d_head"):
                 values["d_head"] = None  # ModelConfig derives it from the new d_model and n_head
-            resolved = config_from_fields(values, base, f"{self.preset} (edited)")
+            resolved = config_from_fields(values, base, Msg("sizing.edited_label", preset=self.preset))
         elif self.source == CONFIG_SOURCE:
             resolved = config_from_text(self.config_text)
         else:
@@ -187,7 +201,7 @@ def kv_head_default(base: ModelConfig, n_head: int) -> int:
     n_head not above the preset's n_kv_head (1 stays MQA, Llama-3's 8 stays 8 while it divides)."""
     choices = kv_head_choices(n_head)
     if not choices:
-        raise ValueError(f"n_head must be a whole number of at least 1 (got {n_head!r}).")
+        whole_number("n_head", n_head, 1)
     if base.n_kv_head == base.n_head:
         return choices[0]
     return next(d for d in choices if d <= base.n_kv_head)
@@ -207,7 +221,7 @@ class Published:
 
     label: str  # as written there: "117M"
     source: str
-    why: str
+    why: str  # a Msg
     error_percent: float  # how far the figure is from the exact count, in percent of it
     comparable: bool  # the exact count holds the same parts (the preset's pooler, no MLM head)
 
@@ -273,10 +287,10 @@ class SizingSettings:
         """The model and what every panel shares; each panel's own settings are checked in its panel, so a wrong
         batch is explained there and leaves the rest of the lab as it was."""
         self.model.validate()
-        choice("Count BERT's pooler", self.pooler, (False, True))
-        choice("Count the MLM head", self.mlm_head, (False, True))
+        choice(Msg("sizing.name.pooler"), self.pooler, (False, True))
+        choice(Msg("sizing.name.mlm_head"), self.mlm_head, (False, True))
         for name in self.compare:
-            choice("Models to compare", name, REAL_MODELS)
+            choice(Msg("sizing.name.compare"), name, REAL_MODELS)
         choice("GPU", self.gpu, GPUS)
 
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from ..checks import choice, whole_number
 from ..config import ModelConfig
+from ..i18n import Msg
 from ..presets import RealModel
 from ..sizing import (CHINCHILLA_TOKENS_PER_PARAM, GPUS, RECOMPUTE, ZERO_STAGES, ModelStates, TrainingMemory,
                       activation_bytes_per_layer, approx_params, check_training_tokens, check_utilisation,
@@ -26,7 +27,7 @@ SCALING_LAYER_OPTIONS = (6, 12, 24, 32, 48, 80, 96)
 SCALING_HEAD_WIDTH = 64
 # 10^18 tokens, 10^5 times Llama-3's 15T: keeps 6·N·D a finite float for the largest model the fields allow
 MAX_CUSTOM_BILLIONS = 1e9
-TOKEN_CHOICES = (f"Chinchilla-optimal ({CHINCHILLA_TOKENS_PER_PARAM} per parameter)", "As in the paper", "Custom")
+TOKEN_CHOICES = ("chinchilla", "paper", "custom")  # the page's labels: the catalog's sizing.tokens.<value>
 CHINCHILLA, PAPER, CUSTOM = TOKEN_CHOICES
 
 
@@ -39,13 +40,13 @@ class ScalingSettings:
 
     def validate(self) -> None:
         if not (isinstance(self.d_range, tuple) and len(self.d_range) == 2):
-            raise ValueError(f"The d_model range must be two widths, lowest first (got {self.d_range!r}).")
+            raise ValueError(Msg("sizing.err.d_range", got=repr(self.d_range)))
         for d in self.d_range:
             whole_number("d_model", d, 1)
         for n_layer in self.layers:
-            whole_number("Layers", n_layer, 1)
+            whole_number(Msg("sizing.name.layers"), n_layer, 1)
         if not self.layers or not self.d_models:
-            raise ValueError("Pick at least one layer count and a range of d_model.")
+            raise ValueError(Msg("sizing.err.scaling_empty"))
 
     @property
     def d_models(self) -> tuple[int, ...]:
@@ -99,9 +100,9 @@ class InferenceSettings:
     kv_dtype: str = "bf16"
 
     def validate(self) -> None:
-        whole_number("batch", self.batch, 1)
-        whole_number("sequence length", self.seq_len, 1)
-        choice("KV cache precision", self.kv_dtype, KV_DTYPES)
+        whole_number(Msg("sizing.name.batch"), self.batch, 1)
+        whole_number(Msg("sizing.name.seq_len"), self.seq_len, 1)
+        choice(Msg("sizing.name.kv_dtype"), self.kv_dtype, KV_DTYPES)
 
 
 @dataclass(frozen=True)
@@ -140,11 +141,11 @@ class TrainingSettings:
 
     def validate(self) -> None:
         # In the order explorer.sizing.training_memory checks them, so the first mistake is the one named.
-        whole_number("sequence length", self.seq_len, 1)
-        whole_number("batch", self.micro_batch, 1)
-        choice("recompute", self.recompute, RECOMPUTE)
-        whole_number("number of GPUs", self.n_gpus, 1)
-        choice("ZeRO stage", self.zero_stage, ZERO_STAGES)
+        whole_number(Msg("sizing.name.seq_len"), self.seq_len, 1)
+        whole_number(Msg("sizing.name.batch"), self.micro_batch, 1)
+        choice(Msg("sizing.name.recompute"), self.recompute, RECOMPUTE)
+        whole_number(Msg("sizing.name.n_gpus"), self.n_gpus, 1)
+        choice(Msg("sizing.name.zero_stage"), self.zero_stage, ZERO_STAGES)
 
 
 @dataclass(frozen=True)
@@ -181,14 +182,14 @@ class ComputeSettings:
 
     def validate(self) -> None:
         # In the order explorer.sizing.training_flops and training_seconds check them.
-        choice("Training tokens", self.tokens, TOKEN_CHOICES)
+        choice(Msg("sizing.name.tokens"), self.tokens, TOKEN_CHOICES)
         if self.tokens == CUSTOM:
             check_training_tokens(self.custom_billions * 1e9)
             if self.custom_billions > MAX_CUSTOM_BILLIONS:
-                raise ValueError(f"Custom tokens (billions) must be at most {MAX_CUSTOM_BILLIONS:,.0f}, far more than "
-                                 f"any corpus (got {self.custom_billions!r}).")
-        whole_number("number of GPUs", self.n_gpus, 1)
-        choice("GPU type", self.gpu, GPUS)
+                raise ValueError(Msg("sizing.err.custom_tokens", most=MAX_CUSTOM_BILLIONS,
+                                     got=repr(self.custom_billions)))
+        whole_number(Msg("sizing.name.n_gpus"), self.n_gpus, 1)
+        choice("GPU", self.gpu, GPUS)
         check_utilisation(self.mfu)
 
 
@@ -207,8 +208,7 @@ def training_compute(n_params: int, real: RealModel | None, settings: ComputeSet
     """Training FLOPs and time for ``settings``; ``real`` is the preset the model is, for its paper's tokens."""
     paper_tokens = real.train_tokens if real is not None else None
     if settings.tokens == PAPER and not paper_tokens:  # a choice the model does not offer (see token_choices)
-        return Outcome(settings, None, "Only a real preset whose paper gives its training tokens has that choice: "
-                                       "pick Chinchilla-optimal or Custom.")
+        return Outcome(settings, None, Msg("sizing.err.no_paper_tokens"))
 
     def compute(s: ComputeSettings) -> TrainingCompute:
         tokens = chinchilla_tokens(n_params) if s.tokens == CHINCHILLA else paper_tokens if s.tokens == PAPER \

@@ -4,8 +4,10 @@ and the course notes' table marked cell by cell against the exact counts."""
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 
 from ..config import ModelConfig
+from ..i18n import Msg
 from ..course_tables import INFO, MISLABELLED, OK, ROUNDED, WRONG, CourseTable
 from ..presets import REAL_MODELS
 from ..sizing import GROUPS, ParamBreakdown, human_count
@@ -19,12 +21,14 @@ def plain_formula(latex: str) -> str:
 
 
 def breakdown_rows(b: ParamBreakdown) -> list[dict]:
+    """One row per part; ``part``, ``stack`` and ``group`` are explorer.sizing's names, which the page says in the
+    student's language (catalog sizing.part.*, sizing.stack.*, sizing.group.*), as it does the column names."""
     rows = []
     for r in b.rows():
-        rows.append({"part": r["part"] if b.cfg.arch != "encoder-decoder" else f"{r['stack']}: {r['part']}",
-                     "group": r["group"], "formula (one copy)": plain_formula(r["formula"]),
-                     "per copy": r["per copy"], "copies": r["copies"], "total": r["total"],
-                     "share %": round(r["share %"], 2)})
+        rows.append({"part": r["part"], "stack": r["stack"] if b.cfg.arch == "encoder-decoder" else "",
+                     "group": r["group"], "formula": plain_formula(r["formula"]),
+                     "per_copy": r["per copy"], "copies": r["copies"], "total": r["total"],
+                     "share": round(r["share %"], 2)})
     return rows
 
 
@@ -39,8 +43,10 @@ def symbol_values(cfg: ModelConfig) -> str:
     return " · ".join(f"**{k}** = {v:,}" for k, v in pairs)
 
 
-def per_layer_latex(b: ParamBreakdown) -> tuple[str, str]:
-    """(symbolic, numeric) LaTeX for one block: the sum of its parts' formulas, one line per group."""
+def per_layer_latex(b: ParamBreakdown, group_names: Mapping[str, str] | None = None) -> tuple[str, str]:
+    """(symbolic, numeric) LaTeX for one block: the sum of its parts' formulas, one line per group, each group
+    named by ``group_names`` (the page's words for explorer.sizing.GROUPS; the ids themselves by default)."""
+    named = (lambda g: group_names.get(g, g)) if group_names else (lambda g: g)  # noqa: E731
     stack = "decoder" if b.cfg.arch == "encoder-decoder" else "model"
     parts = [p for p in b.parts if p.in_every_layer and p.stack == stack]
     lines: dict[str, dict[str, int]] = {}
@@ -53,13 +59,13 @@ def per_layer_latex(b: ParamBreakdown) -> tuple[str, str]:
         for formula, times in formulas.items():
             inner = f"({formula})" if "+" in formula and (times > 1 or len(formulas) > 1) else formula
             terms.append(inner if times == 1 else f"{times}\\cdot {inner}")
-        rendered.append(" + ".join(terms) + rf"\quad\text{{({group})}}")
+        rendered.append(" + ".join(terms) + rf"\quad\text{{({named(group)})}}")
     symbolic = r"\begin{aligned} N_{\text{layer}} =\; & " + r" \\ + \; & ".join(rendered) + r" \end{aligned}"
     groups: dict[str, int] = {}
     for p in parts:
         groups[p.group] = groups.get(p.group, 0) + p.count
     ordered = sorted(groups.items(), key=lambda kv: GROUPS.index(kv[0]))
-    numeric = r"N_{\text{layer}} = " + " + ".join(rf"\underbrace{{{_num(n)}}}_{{\text{{{g}}}}}" for g, n in ordered) \
+    numeric = r"N_{\text{layer}} = " + " + ".join(rf"\underbrace{{{_num(n)}}}_{{\text{{{named(g)}}}}}" for g, n in ordered) \
         + f" = {_num(b.per_layer)}"
     return symbolic, numeric
 
@@ -89,14 +95,14 @@ def comparison_rows(breakdowns: dict[str, ParamBreakdown]) -> list[dict]:
     for name, b in breakdowns.items():
         cfg = b.cfg
         real = REAL_MODELS.get(name)
-        rows.append({
-            "model": name, "exact": b.total, "≈": human_count(b.total),
+        rows.append({  # keys are column ids: the page names them from the catalog (sizing.compare_col.*)
+            "model": name, "exact": b.total, "approx": human_count(b.total),
             "published": real.published_label if real is not None and real.cfg == cfg else "",
-            "L": cfg.n_layer, "d_model": cfg.d_model, "heads (q/kv)": f"{cfg.n_head}/{cfg.n_kv_head}",
-            "d_ff": cfg.d_ff, "V": cfg.vocab_size,
-            "embeddings %": round(100 * b.group_total("embeddings") / b.total, 1),
-            "attention %": round(100 * b.attention / b.total, 1), "FFN %": round(100 * b.ffn / b.total, 1),
-            "head %": round(100 * b.group_total("head") / b.total, 1),
+            "n_layer": cfg.n_layer, "d_model": cfg.d_model, "heads": f"{cfg.n_head}/{cfg.n_kv_head}",
+            "d_ff": cfg.d_ff, "vocab_size": cfg.vocab_size,
+            "embeddings": round(100 * b.group_total("embeddings") / b.total, 1),
+            "attention": round(100 * b.attention / b.total, 1), "ffn": round(100 * b.ffn / b.total, 1),
+            "head": round(100 * b.group_total("head") / b.total, 1),
         })
     return rows
 
@@ -106,7 +112,9 @@ VERDICT_MARK = {OK: "✓", ROUNDED: "≈", INFO: "", WRONG: "✗", MISLABELLED: 
 
 
 def course_table_rows(table: CourseTable) -> tuple[list[dict], list[dict], list[dict]]:
-    """(the notes' table as printed, the same table marked cell by cell, one explanation per flagged cell)."""
+    """(the notes' table as printed, the same table marked cell by cell, one explanation per flagged cell). The
+    notes' own headers stay as printed; a marked cell with words in it is a Msg, and the two added columns are
+    ``exact_count`` and ``preset`` (the page names them)."""
     printed = [dict(zip(table.columns, row)) for row in table.notes_rows]
     marked, explained = [], []
     for row in table.checks:
@@ -118,13 +126,14 @@ def course_table_rows(table: CourseTable) -> tuple[list[dict], list[dict], list[
             elif cell.verdict == OK:
                 line[cell.column] = f"{mark} {cell.notes_value}"
             elif cell.verdict == MISLABELLED:
-                line[cell.column] = f"{mark} {cell.notes_value} is {cell.exact} (wrong header)"
+                line[cell.column] = Msg("sizing.course.mislabelled_cell", mark=mark, notes=cell.notes_value,
+                                        exact=cell.exact)
             else:
                 line[cell.column] = f"{mark} {cell.notes_value} → {cell.exact}"
             if cell.verdict != OK:
                 explained.append({"model": row.notes_model, "column": cell.column, "notes": cell.notes_value,
                                   "exact": cell.exact, "verdict": cell.verdict, "why": cell.why})
-        line["exact count"] = f"{REAL_MODELS[row.preset].total:,}"
+        line["exact_count"] = f"{REAL_MODELS[row.preset].total:,}"
         line["preset"] = row.preset
         marked.append(line)
     return printed, marked, explained

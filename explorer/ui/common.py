@@ -1,6 +1,8 @@
 """Widgets and helpers shared by every page."""
 from __future__ import annotations
 
+import functools
+
 import streamlit as st
 
 from ..device import default_device, device_label
@@ -38,8 +40,11 @@ def chart(fig, key: str, **kwargs):
         fig = for_projector(fig)
     config = {"displaylogo": False, "toImageButtonOptions": {"format": "png", "filename": key, "scale": 2}}
     shown = st.plotly_chart(fig, width="stretch", key=key, config=config, **kwargs)
-    st.download_button(tr("common.download_csv"), figure_csv(fig), file_name=f"{key}.csv", mime="text/csv",
-                       key=f"{key}.csv", icon=":material/download:", on_click="ignore", type="tertiary")
+    # The CSV is made when the button is pressed (a callable): a page of 13 heatmaps redraws on every slider step,
+    # and tabulating every cell of every chart each time would cost the wait a student feels.
+    st.download_button(tr("common.download_csv"), functools.partial(figure_csv, fig), file_name=f"{key}.csv",
+                       mime="text/csv", key=f"{key}.csv", icon=":material/download:", on_click="ignore",
+                       type="tertiary")
     return shown
 
 

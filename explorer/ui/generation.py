@@ -15,17 +15,18 @@ import streamlit as st
 
 from ..admission import AdmissionQueue, Ticket
 from ..generation import Generation
-from ..labs.generation import REAL_MODEL, CacheComparison, GenerationSettings
+from ..i18n import t
+from ..labs.generation import MODEL_CHOICES, REAL_MODEL, CacheComparison, GenerationSettings
+from ..limits import GENERATION_PROMPT_MAX_CHARS
 from ..models import LoadedModel
+from ..models.quantization import smollm2_weights
 from ..models.tiny import TINY_DECODERS, TinyModel, load_tiny
 from ..safe_text import escape_markdown
 from ..sampling import MAX_NEW_TOKENS
+from .i18n import lang, tr
 from .models import get_model
+from .url_state import Control, LabView, flag, number, one_of, show_flag, text, whole
 
-MODEL_LABELS = {
-    REAL_MODEL: "SmolLM2-135M-Instruct (trained weights, 4-bit release)",
-    **{name: f"{name} (random weights: untrained)" for name in TINY_DECODERS},
-}
 STATE_KEY = "generation_lab"
 
 
@@ -36,15 +37,15 @@ def generation_queue() -> AdmissionQueue:
     return AdmissionQueue()
 
 
-def wait_for_turn(ticket: Ticket, slot) -> None:
-    """Block until ``ticket`` is admitted, telling the student their place in ``slot`` (an st.empty) meanwhile.
-    A stop or a new click while waiting raises out of here; the caller's ``with ticket`` gives the place back."""
+def wait_for_turn(ticket: Ticket, slot, lang: str) -> None:
+    """Block until ``ticket`` is admitted, telling the student their place in ``slot`` (an st.empty) meanwhile, in
+    ``lang`` (this may run outside the page's own thread). A stop or a new click while waiting raises out of here;
+    the caller's ``with ticket`` gives the place back."""
     queue = generation_queue()
     while not ticket.wait(timeout=0.25):
         ahead = ticket.ahead()
-        slot.info(f"The server is busy: {queue.running} run(s) are being written and {ahead} "
-                  f"{'student is' if ahead == 1 else 'students are'} ahead of you. Yours starts by itself; "
-                  "the page stays usable meanwhile.")
+        slot.info(t(lang, "generation.queue.one_ahead" if ahead == 1 else "generation.queue.many_ahead",
+                    running=queue.running, ahead=ahead))
     slot.empty()
 
 
@@ -60,26 +61,89 @@ def get_generator_model(name: str) -> LoadedModel:
 
 
 DEFAULTS = GenerationSettings()
+# The controls' ranges, shared by the widgets and by what a link may ask for.
+TEMPERATURE = dict(min_value=0.05, max_value=2.0, step=0.05)
+TOP_K = dict(min_value=0, max_value=200)
+TOP_P = dict(min_value=0.05, max_value=1.0, step=0.05)
+MIN_P = dict(min_value=0.0, max_value=0.5, step=0.01)
+REPETITION = dict(min_value=0.5, max_value=2.0, step=0.05)
+NEW_TOKENS = dict(min_value=1, max_value=MAX_NEW_TOKENS)
+SEED = dict(min_value=0, max_value=2**31 - 1)
+
+
+def _range(widget: dict) -> tuple:
+    return widget["min_value"], widget["max_value"]
+
+
+def _short(value: float) -> str:
+    return f"{value:g}"
+
+
+# Every setting of GenerationSettings, under its own name. A run in progress is not a setting: a link opens the
+# view ready to generate, never mid-run.
+VIEW = LabView("generation", [
+    Control("model", DEFAULTS.model, one_of(MODEL_CHOICES)),
+    Control("prompt", DEFAULTS.prompt, text(GENERATION_PROMPT_MAX_CHARS)),
+    Control("chat", DEFAULTS.chat, flag, show_flag),
+    Control("greedy", DEFAULTS.greedy, flag, show_flag),
+    Control("temperature", DEFAULTS.temperature, number(*_range(TEMPERATURE)), _short),
+    Control("top_k", DEFAULTS.top_k, whole(*_range(TOP_K))),
+    Control("top_p", DEFAULTS.top_p, number(*_range(TOP_P)), _short),
+    Control("min_p", DEFAULTS.min_p, number(*_range(MIN_P)), _short),
+    Control("repetition_penalty", DEFAULTS.repetition_penalty, number(*_range(REPETITION)), _short),
+    Control("max_new_tokens", DEFAULTS.max_new_tokens, whole(*_range(NEW_TOKENS))),
+    Control("seed", DEFAULTS.seed, whole(*_range(SEED))),
+    Control("use_cache", DEFAULTS.use_cache, flag, show_flag),
+])
+
+
+def labels(key: Callable[[object], str], **params) -> Callable[[object], str]:
+    """A widget's format_func in this session's language. The language is read now, in the script run: Streamlit
+    may format an option again elsewhere (AppTest does, in the test's thread), where the session is out of reach."""
+    chosen = lang()
+    return lambda value: t(chosen, key(value), **params)
+
+
+def model_labels() -> Callable[[str], str]:
+    """The models as the selector names them: SmolLM2 with the release it really runs from, a tiny one as
+    untrained."""
+    chosen, quant = lang(), quantization_type()
+    return lambda name: (t(chosen, "generation.model_label.smollm2", quant=quant) if name == REAL_MODEL
+                         else t(chosen, "generation.model_label.tiny", name=name))
+
+
+def quantization_type() -> str:
+    """The type of SmolLM2's layer matrices in the file the app reads (Q4_1), from the file itself."""
+    weights = smollm2_weights()
+    return "/".join(k for k in weights.types if k not in ("F32", "F16", weights.embedding_type))
+
+
+def smollm2_note() -> str:
+    """What SmolLM2's numbers are computed from, with the numbers read from the weights file."""
+    weights = smollm2_weights()
+    kind = quantization_type()
+    return tr("generation.smollm2_note", file=weights.file, n_matrices=weights.types.get(kind, 0), quant=kind,
+              bits=weights.bits.get(kind, 0.0), embedding=weights.embedding_type,
+              embedding_bits=weights.bits[weights.embedding_type], n_norms=weights.types.get("F32", 0))
 
 
 def decoding_controls(model: str, prompt: str, chat: bool) -> GenerationSettings:
-    """The decoding widgets (in the current container), with the model and prompt chosen beside them, as the
-    lab's settings; checking them is the lab's job (explorer.labs.generation.run)."""
-    greedy = st.radio("Decoding", ["Sampling", "Greedy"], index=int(DEFAULTS.greedy), horizontal=True,
-                      key="gen_decoding", help="Greedy always takes the most likely token; sampling draws one at "
-                                               "random from the probabilities.") == "Greedy"
-    temperature = st.slider("Temperature T", 0.05, 2.0, DEFAULTS.temperature, 0.05, key="gen_temperature",
+    """The decoding widgets, one under the other in the current container (the page's sidebar), with the model
+    and prompt chosen on the page, as the lab's settings; checking them is the lab's job
+    (explorer.labs.generation.run)."""
+    greedy = st.radio(tr("generation.decoding"), [False, True], horizontal=True, key=VIEW.key("greedy"),
+                      format_func=labels(lambda v: "generation.greedy" if v else "generation.sampling"),
+                      help=tr("generation.decoding_help"))
+    temperature = st.slider(tr("generation.temperature"), **TEMPERATURE, key=VIEW.key("temperature"),
                             disabled=greedy)
-    c1, c2 = st.columns(2)
-    top_k = c1.slider("top-k (0 = off)", 0, 200, DEFAULTS.top_k, key="gen_top_k", disabled=greedy)
-    top_p = c2.slider("top-p", 0.05, 1.0, DEFAULTS.top_p, 0.05, key="gen_top_p", disabled=greedy)
-    min_p = c1.slider("min-p", 0.0, 0.5, DEFAULTS.min_p, 0.01, key="gen_min_p", disabled=greedy)
-    repetition = c2.slider("Repetition penalty", 0.5, 2.0, DEFAULTS.repetition_penalty, 0.05, key="gen_repetition")
-    max_new = c1.slider("Max new tokens", 1, MAX_NEW_TOKENS, DEFAULTS.max_new_tokens, key="gen_max_new")
-    seed = c2.number_input("Seed", 0, 2**31 - 1, DEFAULTS.seed, key="gen_seed", disabled=greedy,
-                           help="The same seed and settings give the same text.")
-    use_cache = st.toggle("KV cache", DEFAULTS.use_cache, key="gen_cache",
-                          help="Keep every layer's keys and values so each step only runs the newest token.")
+    top_k = st.slider(tr("generation.top_k"), **TOP_K, key=VIEW.key("top_k"), disabled=greedy)
+    top_p = st.slider("top-p", **TOP_P, key=VIEW.key("top_p"), disabled=greedy)
+    min_p = st.slider("min-p", **MIN_P, key=VIEW.key("min_p"), disabled=greedy)
+    repetition = st.slider(tr("generation.repetition_penalty"), **REPETITION, key=VIEW.key("repetition_penalty"))
+    max_new = st.slider(tr("generation.max_new_tokens"), **NEW_TOKENS, key=VIEW.key("max_new_tokens"))
+    seed = st.number_input(tr("generation.seed"), **SEED, key=VIEW.key("seed"), disabled=greedy,
+                           help=tr("generation.seed_help"))
+    use_cache = st.toggle(tr("generation.kv_cache"), key=VIEW.key("use_cache"), help=tr("generation.kv_cache_help"))
     return GenerationSettings(model=model, prompt=prompt, chat=chat, greedy=greedy, temperature=temperature,
                               top_k=top_k, top_p=top_p, min_p=min_p, repetition_penalty=repetition,
                               max_new_tokens=max_new, seed=int(seed), use_cache=use_cache)
@@ -156,7 +220,7 @@ def text_markdown(text: str) -> str:
     """The model's output as a Markdown body that shows exactly its characters: generated text is not ours to
     trust (it can write ![x](http://...) as easily as any other string), and a line break stays a line break."""
     if not text.strip():
-        return "*(no visible text yet)*"
+        return tr("generation.no_visible_text")
     return escape_markdown(text).replace("\n", "  \n")
 
 

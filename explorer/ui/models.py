@@ -8,9 +8,8 @@ from __future__ import annotations
 
 import streamlit as st
 
-from ..models.pretrained import MODEL_NAMES, MODEL_TITLES, PretrainedModel, load_model
-
-SHORT_NAMES = {"minilm-l6": "MiniLM-L6 (BERT encoder)", "smollm2-135m": "SmolLM2-135M (LLaMA decoder)"}
+from ..models.pretrained import MODEL_NAMES, PretrainedModel, load_model
+from .i18n import tr
 
 
 @st.cache_resource(max_entries=len(MODEL_NAMES), show_spinner=False)
@@ -21,11 +20,13 @@ def shared_model(name: str) -> PretrainedModel:
 
 def get_model(name: str) -> PretrainedModel:
     """The shared model ``name``, loaded on first use behind a spinner."""
-    with st.spinner(f"Loading {MODEL_TITLES.get(name, name)} (only the first visitor waits)…"):
+    with st.spinner(tr("internals.models.loading", model=tr(f"internals.models.short.{name}"))):
         return shared_model(name)
 
 
-def model_picker(key: str, default: str = "smollm2-135m", names: tuple[str, ...] = MODEL_NAMES) -> str:
-    """A horizontal radio to choose one of the real models; returns its name."""
-    return st.radio("Model", names, index=names.index(default), key=key, horizontal=True,
-                    format_func=SHORT_NAMES.get)
+def model_picker(key: str, names: tuple[str, ...] = MODEL_NAMES) -> str:
+    """A drop-down to choose one of the real models (its value in the session state under ``key``, as a lab's
+    explorer.ui.url_state.LabView puts it there); returns its name. One line high: the lab's first chart must stay
+    on the first screen."""
+    return st.selectbox(tr("internals.models.label"), names, key=key,
+                        format_func=lambda n: tr(f"internals.models.short.{n}"))

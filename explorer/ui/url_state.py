@@ -25,6 +25,15 @@ from ..i18n import Msg
 from .i18n import say, tr
 
 VIEWS_KEY = "_views"  # session_state: lab -> {name: text} as last written to the address
+PENDING_KEY = "_views_pending"  # session_state: lab -> (its control names, its address texts) published this run
+LINKED_KEY = "_views_linked"  # session_state: lab -> names whose value came from the address in this run
+
+
+def _show(value: Any) -> str:
+    """A value as the address writes it: a slider's 0.1 + 0.2 is written 0.3, not 0.30000000000000004."""
+    if isinstance(value, float):
+        return repr(round(value, 9))
+    return str(value)
 
 
 @dataclass(frozen=True)
@@ -34,7 +43,7 @@ class Control:
     name: str
     default: Any
     parse: Callable[[str], Any]
-    show: Callable[[Any], str] = str
+    show: Callable[[Any], str] = _show
 
 
 def whole(low: int, high: int) -> Callable[[str], int]:
@@ -99,14 +108,32 @@ class LabView:
     def value(self, name: str) -> Any:
         return st.session_state[self.key(name)]
 
+    def address(self) -> dict[str, str]:
+        return {name: st.query_params[name] for name in self.controls if name in st.query_params}
+
+    def from_address(self) -> bool:
+        """Whether this run takes the lab's view from the address: a link, a reload, Back or Forward. Not when the
+        address is what this session wrote, or empty (back through the menu), or when the student has just moved
+        one of the controls: a rerun the browser sent before the last run's new address reached it carries the
+        address before that (quick key presses on a slider did), and the widgets are then the truth."""
+        saved = st.session_state.get(VIEWS_KEY, {}).get(self.lab)
+        if saved is None:
+            return True
+        address = self.address()
+        if not address or address == saved:
+            return False
+        now = self.texts()
+        return all(now.get(name) == saved.get(name) for name in self.controls if self.key(name) in st.session_state)
+
     def open(self) -> list[Msg]:
         """Before the lab's widgets: put each control's value in its widget's state, from the address or the lab's
         last view, and return a sentence for every value of the address that could not be used."""
         views = st.session_state.setdefault(VIEWS_KEY, {})
-        address = {name: st.query_params[name] for name in self.controls if name in st.query_params}
-        saved = views.get(self.lab)
-        from_address = saved is None or (address and address != saved)
-        source = address if from_address else saved
+        address = self.address()
+        from_address = self.from_address()
+        source = address if from_address else views.get(self.lab) or {}
+        # what the link set in this run, so that keep_valid can name a pair of values the link made impossible
+        st.session_state.setdefault(LINKED_KEY, {})[self.lab] = set(address) if from_address else set()
         problems = []
         for name, control in self.controls.items():
             key = self.key(name)
@@ -127,6 +154,10 @@ class LabView:
         that is no longer possible, which a widget would otherwise refuse with an exception."""
         key = self.key(name)
         if key not in st.session_state or not valid(st.session_state[key]):
+            if key in st.session_state and name in st.session_state.get(LINKED_KEY, {}).get(self.lab, ()):
+                control = self.controls[name]
+                show_problems([Msg("url.bad_value", name=name, value=control.show(st.session_state[key])[:60],
+                                   default=control.show(fallback))])
             st.session_state[key] = fallback
 
     def texts(self) -> dict[str, str]:
@@ -134,28 +165,49 @@ class LabView:
         out = {}
         for name, control in self.controls.items():
             value = st.session_state.get(self.key(name), control.default)
-            if value != control.default:
+            # compared as written: a float a step's rounding away from its default is the default
+            if value is not None and (control.default is None
+                                      or control.show(value) != control.show(control.default)):
                 out[name] = control.show(value)
         return out
 
-    def publish(self) -> None:
-        """After the lab's widgets: write the view into the address and remember it for the way back."""
+    def publish(self, *, write: bool = True) -> None:
+        """After the lab's widgets: write the view into the address and remember it for the way back.
+        ``write=False`` only records it, for ``write_address`` to write with the page's view (the app's own
+        controls, published before the page)."""
         written = self.texts()
-        for name in self.controls:
-            if name in written:
-                if st.query_params.get(name) != written[name]:
-                    st.query_params[name] = written[name]
-            elif name in st.query_params:
-                del st.query_params[name]
         st.session_state.setdefault(VIEWS_KEY, {})[self.lab] = written
+        st.session_state.setdefault(PENDING_KEY, {})[self.lab] = (frozenset(self.controls), written)
+        if write:
+            write_address()
 
     def reset(self) -> None:
         """Back to the defaults: for a button's on_click (it runs before the rerun that draws the defaults)."""
         for name, control in self.controls.items():
             st.session_state[self.key(name)] = control.default
-            if name in st.query_params:
-                del st.query_params[name]
+        kept = {name: st.query_params[name] for name in st.query_params if name not in self.controls}
+        if kept != {name: st.query_params[name] for name in st.query_params}:
+            st.query_params.from_dict(kept)
         st.session_state.setdefault(VIEWS_KEY, {})[self.lab] = {}
+
+
+def start_run() -> None:
+    """At the top of every run of the app: nothing of this run is published yet."""
+    st.session_state[PENDING_KEY] = {}
+
+
+def write_address() -> None:
+    """Write every view published in this run into the address in one go, if it changed. Streamlit adds a browser
+    history entry for each write (outside a Back/Forward), so one write per run keeps Back one view at a time
+    rather than one setting at a time (tests/browser/test_classroom_browser.py)."""
+    pending = st.session_state.get(PENDING_KEY, {})
+    current = {name: st.query_params[name] for name in st.query_params}
+    owned = frozenset().union(*(names for names, _ in pending.values()))
+    wanted = {name: value for name, value in current.items() if name not in owned}
+    for _, texts in pending.values():
+        wanted.update(texts)
+    if wanted != current:
+        st.query_params.from_dict(wanted)
 
 
 def view_link() -> str:

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 import numpy as np
 import plotly.graph_objects as go
 
+from ..i18n import t
 from ..labs.attention import ParamRow, Sharpness, SqrtDkStudy
 from .grid import panel_grid
 from .heatmap import heatmap, to_numpy
@@ -34,13 +35,16 @@ def shared_bound(*matrices) -> float:
 
 
 def matrix_figure(matrix, x_labels: Sequence[str] | None, y_labels: Sequence[str], *, title: str,
-                  kind: str = "scores", x_title: str = "key (attended to)", y_title: str = "query (attending)",
-                  show_values: bool | None = None, bound: float | None = None) -> go.Figure:
+                  kind: str = "scores", x_title: str | None = None, y_title: str | None = None,
+                  show_values: bool | None = None, bound: float | None = None, lang: str = "en") -> go.Figure:
     """One step of the computation. kind: 'weights' (0..1, blues), 'scores' or 'vectors' (diverging around 0),
-    'mask' (0 or -inf). Vectors wider than MAX_SHOWN_COLS show their first columns.
+    'mask' (0 or -inf). Vectors wider than MAX_SHOWN_COLS show their first columns. The axis titles default to
+    key (columns) and query (rows); every word is in ``lang``.
 
     ``bound`` fixes a diverging scale at -bound..bound, so that steps drawn with the same bound compare by
     colour (Q Kᵀ and Q Kᵀ / √d_k: the scaled one is paler); by default the matrix's own largest |value|."""
+    x_title = t(lang, "attention.viz.key_long") if x_title is None else x_title
+    y_title = t(lang, "attention.viz.query_long") if y_title is None else y_title
     z = to_numpy(matrix)
     if kind == "vectors":
         z = z[:, :MAX_SHOWN_COLS]
@@ -56,25 +60,27 @@ def matrix_figure(matrix, x_labels: Sequence[str] | None, y_labels: Sequence[str
         "scores": dict(colorscale="RdBu_r", zmin=-bound, zmax=bound),
         "vectors": dict(colorscale="RdBu_r", zmin=-bound, zmax=bound),
     }[kind]
+    value_name = t(lang, "attention.viz.weight" if kind == "weights" else "attention.viz.value")
     fig = heatmap(z, x_labels, y_labels, title=title, x_title=x_title, y_title=y_title, show_values=show_values,
-                  height=_height(rows), value_format=".2f", **style)
+                  height=_height(rows), value_format=".2f", value_name=value_name, lang=lang, **style)
     if kind == "mask":  # white cells in both themes: the dark theme's light text would vanish on them
         fig.data[0].update(showscale=False, textfont=dict(color="#31333f"))
     return fig
 
 
-def vectors_grid(matrices: Sequence, labels: Sequence[str], titles: Sequence[str]) -> go.Figure:
+def vectors_grid(matrices: Sequence, labels: Sequence[str], titles: Sequence[str], lang: str = "en") -> go.Figure:
     """Per-token vectors (e.g. Q, K, V of one head) side by side on one diverging colour scale."""
     mats = [to_numpy(m)[:, :MAX_SHOWN_COLS] for m in matrices]
     bound = max(float(np.abs(m).max()) for m in mats) or 1.0
     dims = [[f"d{i}" for i in range(m.shape[1])] for m in mats]
     return panel_grid(mats, dims, [labels] * len(mats), titles, cols=len(mats), colorscale="RdBu_r", zmin=-bound,
-                      zmax=bound, value_name="value", x_title="dimension", y_title="token", panel_height=160,
-                      min_width=STEP_WIDTH_PX)
+                      zmax=bound, value_name=t(lang, "attention.viz.value"),
+                      x_title=t(lang, "attention.steps.dimension"), y_title=t(lang, "attention.steps.token"),
+                      panel_height=160, min_width=STEP_WIDTH_PX)
 
 
 def head_grid(weights, labels: Sequence[str], *, kv_heads: Sequence[int] | None = None, selected: int | None = None,
-              title: str = "", cols: int = 4) -> go.Figure:
+              title: str = "", cols: int = 4, lang: str = "en") -> go.Figure:
     """All heads' attention weights side by side, one panel per head, one shared 0..1 colour scale.
 
     weights: (n_head, T, T). kv_heads[h] names the key/value head that query head h reads (GQA / MQA).
@@ -83,61 +89,66 @@ def head_grid(weights, labels: Sequence[str], *, kv_heads: Sequence[int] | None 
     titles = []
     for h in range(w.shape[0]):
         shared = kv_heads is not None and len(set(kv_heads)) < len(kv_heads)  # only GQA / MQA share kv heads
-        name = f"head {h + 1}" + (f" · kv {kv_heads[h] + 1}" if shared else "")
+        name = (t(lang, "attention.grid.panel_shared", head=h + 1, kv=kv_heads[h] + 1) if shared
+                else t(lang, "attention.grid.panel", head=h + 1))
         titles.append(f"<b>▶ {name}</b>" if selected == h else name)
-    return panel_grid(list(w), [labels] * len(w), [labels] * len(w), titles, title=title, cols=cols)
+    return panel_grid(list(w), [labels] * len(w), [labels] * len(w), titles, title=title, cols=cols,
+                      value_name=t(lang, "attention.viz.weight"), x_title=t(lang, "attention.viz.key"),
+                      y_title=t(lang, "attention.viz.query"))
 
 
-def sqrt_dk_figure(study: SqrtDkStudy, current: Sharpness | None = None) -> go.Figure:
+def sqrt_dk_figure(study: SqrtDkStudy, current: Sharpness | None = None, lang: str = "en") -> go.Figure:
     """Largest weight and entropy of the softmax as d_k grows, with and without dividing by sqrt(d_k)."""
+    say = lambda key, **params: t(lang, f"attention.sqrt_dk.{key}", **params)  # noqa: E731
     data = []
     panels = (("x", "y", study.max_weight_scaled, study.max_weight_unscaled, "max"),
               ("x2", "y2", study.entropy_scaled, study.entropy_unscaled, "entropy"))
     colours = {"scaled": "#1f77b4", "unscaled": "#d62728"}
     for xa, ya, scaled, unscaled, what in panels:
         for name, values in (("scaled", scaled), ("unscaled", unscaled)):
-            label = "÷ √d_k (scaled)" if name == "scaled" else "no scaling"
+            label = say(name)
             data.append(go.Scatter(
                 x=list(study.d_k), y=list(values), mode="lines+markers", name=label, legendgroup=name,
                 showlegend=what == "max", xaxis=xa, yaxis=ya, line=dict(color=colours[name]),
-                hovertemplate=f"d_k = %{{x}}<br>{label}: %{{y:.3f}}<extra></extra>",
+                hovertemplate=say("hover_curve", x="%{x}", label=label, y="%{y:.3f}") + "<extra></extra>",
             ))
         if current is not None:
             values = ((current.max_weight_scaled, current.max_weight_unscaled) if what == "max"
                       else (current.entropy_scaled, current.entropy_unscaled))
             data.append(go.Scatter(
-                x=[current.d_k, current.d_k], y=list(values), mode="markers", name="this layer's heads",
+                x=[current.d_k, current.d_k], y=list(values), mode="markers", name=say("this_layer"),
                 legendgroup="current", showlegend=what == "max", xaxis=xa, yaxis=ya,
                 marker=dict(symbol="star", size=14, color=[colours["scaled"], colours["unscaled"]],
                             line=dict(color="black", width=1)),
-                hovertemplate="this layer, d_k = %{x}: %{y:.3f}<extra></extra>",
+                hovertemplate=say("hover_this_layer", x="%{x}", y="%{y:.3f}") + "<extra></extra>",
             ))
     data.append(go.Scatter(
         x=[study.d_k[0], study.d_k[-1]], y=[study.uniform_entropy] * 2, mode="lines", xaxis="x2", yaxis="y2",
-        name="uniform (no preference)", line=dict(color="grey", dash="dash"),
-        hovertemplate="uniform attention: %{y:.2f} bits<extra></extra>",
+        name=say("uniform"), line=dict(color="grey", dash="dash"),
+        hovertemplate=say("hover_uniform", y="%{y:.2f}") + "<extra></extra>",
     ))
-    log_x = dict(type="log", dtick=math.log10(2), tickvals=list(study.d_k), title=dict(text="d_k (log scale)"))
+    log_x = dict(type="log", dtick=math.log10(2), tickvals=list(study.d_k), title=dict(text=say("x_axis")))
     layout = dict(
         height=360, margin=dict(l=10, r=10, t=40, b=10), legend=dict(orientation="h", y=-0.25),
         xaxis=dict(domain=[0, 0.45], anchor="y", **log_x),
-        yaxis=dict(anchor="x", range=[0, 1.05], title=dict(text="largest softmax weight (mean over queries)")),
+        yaxis=dict(anchor="x", range=[0, 1.05], title=dict(text=say("max_axis"))),
         xaxis2=dict(domain=[0.55, 1], anchor="y2", **log_x),
-        yaxis2=dict(anchor="x2", rangemode="tozero", title=dict(text="entropy of the weights (bits)")),
-        title=dict(text="Why divide by √d_k: the softmax as the heads grow"),
+        yaxis2=dict(anchor="x2", rangemode="tozero", title=dict(text=say("entropy_axis"))),
+        title=dict(text=say("title")),
     )
     return go.Figure(data=data, layout=layout)
 
 
-def params_figure(rows: Sequence[ParamRow]) -> go.Figure:
+def params_figure(rows: Sequence[ParamRow], lang: str = "en") -> go.Figure:
     """Parameters of W^Q, W^K, W^V, W^O for each attention kind, stacked."""
-    kinds = [f"{r.kind} (n_kv_head = {r.n_kv_head})" for r in rows]
+    kinds = [t(lang, "attention.params.bar", kind=r.kind, n_kv_head=r.n_kv_head) for r in rows]
     parts = (("W^Q", "w_q", "#1f77b4"), ("W^K", "w_k", "#ff7f0e"), ("W^V", "w_v", "#2ca02c"),
              ("W^O", "w_o", "#9467bd"))
     data = [go.Bar(x=kinds, y=[getattr(r, attr) for r in rows], name=name, marker_color=colour,
-                   hovertemplate=f"{name}: %{{y:,}} parameters<extra></extra>")
+                   hovertemplate=t(lang, "attention.params.hover", name=name, y="%{y:,}") + "<extra></extra>")
             for name, attr, colour in parts]
     return go.Figure(data=data, layout=dict(
         barmode="stack", height=300, margin=dict(l=10, r=10, t=40, b=10),
-        title=dict(text="Parameters of this attention layer"), yaxis=dict(title=dict(text="parameters")),
+        title=dict(text=t(lang, "attention.params.title")),
+        yaxis=dict(title=dict(text=t(lang, "attention.params.y_axis"))),
     ))

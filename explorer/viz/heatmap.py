@@ -7,6 +7,7 @@ from collections.abc import Sequence
 import numpy as np
 import plotly.graph_objects as go
 
+from ..i18n import t
 from .label_room import X_TICK_ANGLES, all_category_ticks, row_font_px, row_px, x_label_room_px
 
 
@@ -51,8 +52,8 @@ def cell_range(n: int, reversed_: bool = False) -> list[float]:
     return [n - 0.5, -0.5] if reversed_ else [-0.5, n - 0.5]
 
 
-def masked_overlay(z: np.ndarray, x: Sequence[str], y: Sequence[str], *, x_title: str, y_title: str
-                   ) -> go.Heatmap | None:
+def masked_overlay(z: np.ndarray, x: Sequence[str], y: Sequence[str], *, x_title: str, y_title: str,
+                   value_name: str = "value", lang: str = "en") -> go.Heatmap | None:
     """The -inf cells written '−∞' over the grey background, or None when nothing is masked."""
     neg_inf = np.isneginf(z)
     if not neg_inf.any():
@@ -61,7 +62,8 @@ def masked_overlay(z: np.ndarray, x: Sequence[str], y: Sequence[str], *, x_title
         z=np.where(neg_inf, 0.0, np.nan), x=x, y=y, colorscale=[[0, MASKED_COLOUR], [1, MASKED_COLOUR]],
         showscale=False, hoverongaps=False, text=np.where(neg_inf, MASKED_TEXT, ""), texttemplate="%{text}",
         textfont=dict(color=MASKED_TEXT_COLOUR), name="masked",
-        hovertemplate=f"{y_title}: %{{y}}<br>{x_title}: %{{x}}<br>value: -inf (masked)<extra></extra>",
+        hovertemplate=f"{y_title}: %{{y}}<br>{x_title}: %{{x}}<br>{value_name}: {t(lang, 'heatmap.masked')}"
+                      "<extra></extra>",
     )
 
 
@@ -80,6 +82,8 @@ def heatmap(
     show_values: bool = False,
     height: int | None = None,
     value_format: str = ".3f",
+    value_name: str = "value",
+    lang: str = "en",
 ) -> go.Figure:
     """A labelled heatmap. Cells equal to -inf are grey and read '-inf' on hover ('−∞' in the cell when values
     are shown).
@@ -98,13 +102,14 @@ def heatmap(
     top = 40 if title else 10
     bottom = x_label_room_px(x, font) + 28  # the labels, then the axis title
     height = max(height or max(260, 40 + 24 * rows), math.ceil(top + bottom + rows * row_px(rows)))
-    overlay = masked_overlay(z, x, y, x_title=x_title, y_title=y_title) if show_values else None
+    overlay = masked_overlay(z, x, y, x_title=x_title, y_title=y_title, value_name=value_name,
+                             lang=lang) if show_values else None
     if overlay is not None:  # Plotly writes a text in empty cells too: leave the overlay's '−∞' alone there
         text = np.where(neg_inf, "", text)
     data = [go.Heatmap(
         z=shown, x=x, y=y, text=text, colorscale=colorscale, zmin=zmin, zmax=zmax, zmid=zmid,
         texttemplate="%{text}" if show_values else None,
-        hovertemplate=f"{y_title}: %{{y}}<br>{x_title}: %{{x}}<br>value: %{{text}}<extra></extra>",
+        hovertemplate=f"{y_title}: %{{y}}<br>{x_title}: %{{x}}<br>{value_name}: %{{text}}<extra></extra>",
         hoverongaps=overlay is None,  # an empty cell reads '-inf' from this trace's text, unless the overlay does
     )]
     if overlay is not None:

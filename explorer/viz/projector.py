@@ -1,11 +1,24 @@
 """Figures for a projector: every piece of chart text raised to a size the back row can read."""
 from __future__ import annotations
 
+import base64
+import re
 from typing import Any
 
+import numpy as np
 import plotly.graph_objects as go
 
 PROJECTOR_MIN_PX = 18  # the smallest chart text legible from the back of a classroom at 1920x1080
+
+
+def _numbers(value: Any) -> list | None:
+    """Per-point sizes as a list: to_plotly_json writes a numpy array as {'dtype', 'bdata'} (base64)."""
+    if isinstance(value, dict) and "bdata" in value and "dtype" in value:
+        array = np.frombuffer(base64.b64decode(value["bdata"]), dtype=np.dtype(value["dtype"]))
+        return array.tolist()
+    if hasattr(value, "tolist"):
+        value = value.tolist()
+    return list(value) if isinstance(value, (list, tuple)) else None
 
 
 def _raise_fonts(node: Any, min_px: float) -> Any:
@@ -13,15 +26,34 @@ def _raise_fonts(node: Any, min_px: float) -> Any:
         for name, value in node.items():
             if "font" in name.lower() and isinstance(value, dict):
                 size = value.get("size")
+                sizes = _numbers(size)
                 if isinstance(size, (int, float)) and size < min_px:
                     value["size"] = min_px
-                elif isinstance(size, (list, tuple)):
-                    value["size"] = [max(s, min_px) if isinstance(s, (int, float)) else s for s in size]
+                elif sizes is not None:
+                    value["size"] = [max(s, min_px) if isinstance(s, (int, float)) else s for s in sizes]
             _raise_fonts(value, min_px)
     elif isinstance(node, list):
         for item in node:
             _raise_fonts(item, min_px)
     return node
+
+
+_AXIS = re.compile(r"[xy]axis\d*")
+_COLOURED = {"heatmap", "contour", "histogram2d", "histogram2dcontour", "surface", "choropleth", "densitymap",
+             "densitymapbox", "cone", "streamtube", "isosurface", "volume", "mesh3d"}  # traces with a colour bar
+
+
+def _at_least(node: dict, path: tuple[str, ...], min_px: float) -> None:
+    for name in path:
+        node = node.setdefault(name, {})
+    if not isinstance(node.get("size"), (int, float)) or node["size"] < min_px:
+        if not isinstance(node.get("size"), (list, dict)):  # per-point sizes: _raise_fonts raises each one
+            node["size"] = min_px
+
+
+def _colorbar(owner: dict, min_px: float) -> None:
+    _at_least(owner, ("colorbar", "tickfont"), min_px)
+    _at_least(owner, ("colorbar", "title", "font"), min_px)
 
 
 def for_projector(fig: go.Figure, min_px: float = PROJECTOR_MIN_PX) -> go.Figure:
@@ -31,5 +63,39 @@ def for_projector(fig: go.Figure, min_px: float = PROJECTOR_MIN_PX) -> go.Figure
     layout = spec.setdefault("layout", {})
     font = layout.setdefault("font", {})
     font["size"] = max(font.get("size") or 12, min_px)  # plotly's default is 12 px
+    # Three defaults that do not follow the layout's font: hover labels (13 px), bar labels inside a bar (shrunk
+    # to fit; "hide" drops a label that cannot fit at min_px rather than let it overlap its neighbours, and hover
+    # still shows it) and heatmap cell text (sized to the cell when its textfont has no size).
+    hover_font = layout.setdefault("hoverlabel", {}).setdefault("font", {})
+    hover_font["size"] = max(hover_font.get("size") or 13, min_px)
+    uniform = layout.setdefault("uniformtext", {})
+    uniform["minsize"] = max(uniform.get("minsize") or 0, min_px)
+    uniform.setdefault("mode", "hide")
+    # Streamlit's chart theme sizes axis ticks and titles, colour bars, legends and the title itself in rem, and
+    # presenter mode raises the root font to 20 px, which left colour-bar ticks at 0.75 rem = 15 px: every text
+    # whose size the theme may set gets a size of its own here.
+    axes = {"xaxis", "yaxis"} | {name for name in layout if _AXIS.fullmatch(name)}
+    coloraxes = {name for name in layout if name.startswith("coloraxis")}
+    for trace in spec.get("data", []):
+        axes |= {f"{ax[0]}axis{ax[1:]}" for ax in (trace.get("xaxis"), trace.get("yaxis")) if ax}
+        if trace.get("text") is not None or trace.get("texttemplate"):
+            _at_least(trace, ("textfont",), font["size"])
+        for owner in (trace, trace.get("marker") or {}):
+            if isinstance(owner.get("coloraxis"), str):
+                coloraxes.add(owner["coloraxis"])
+            elif owner is trace and trace.get("type") in _COLOURED or owner.get("colorscale") is not None:
+                _colorbar(owner, min_px)
+    for name in axes:
+        _at_least(layout, (name, "tickfont"), min_px)
+        _at_least(layout, (name, "title", "font"), min_px)
+    for name in coloraxes:
+        _colorbar(layout.setdefault(name, {}), min_px)
+    for path in (("title", "font"), ("legend", "font"), ("legend", "title", "font")):
+        _at_least(layout, path, min_px)
+    for annotation in layout.get("annotations", []):
+        _at_least(annotation, ("font",), min_px)
     _raise_fonts(spec, min_px)
-    return go.Figure(spec)
+    # The spec is plotly's own JSON of a valid figure with font sizes raised: validating it again took ~100 ms for
+    # a page of sixteen 32x32 heatmaps, on every rerun while presenting (tests/test_projector.py checks the
+    # figure is the same as a validated one).
+    return go.Figure(spec, _validate=False)

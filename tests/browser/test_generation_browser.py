@@ -4,6 +4,7 @@ import re
 
 import pytest
 
+from explorer.models.token_labels import part_label
 from tests.greedy import COUNTING_ANSWER, COUNTING_PROMPT
 
 from .conftest import enter_text, expect, rerun, runs_started, wait_for_app
@@ -79,4 +80,4 @@ def test_step_mode_adds_one_token_per_click(page, app_url):
     attention = page.locator('[data-testid="stPlotlyChart"]').nth(1)
     expect(attention).to_be_visible(timeout=30_000)
     ticks = attention.locator(".xtick text").all_text_contents()
-    assert ticks[:2] == ["今 1/2", "今 2/2"], ticks  # the context the newest token attended to, as tokens
+    assert ticks[:2] == [part_label("今", 1, 2), part_label("今", 2, 2)], ticks  # the context the newest token attended to, as tokens

@@ -1,4 +1,5 @@
-"""The model-internals lab in a real Chromium: SmolLM2's layers x heads grid, and a click on a tile zooms in."""
+"""The model-internals lab in a real Chromium: SmolLM2's every-head summary, and a click on a cell draws that layer's
+heads and zooms into the head."""
 import re
 
 import pytest
@@ -18,23 +19,25 @@ def open_from_home(page, app_url) -> None:
     expect(page.get_by_role("heading", name="Model internals lab", exact=True)).to_be_visible()
 
 
-def test_smollm2_grid_and_click_to_zoom(page, app_url):
+def test_smollm2_every_head_summary_and_click_to_zoom(page, app_url):
     open_from_home(page, app_url)
-    smollm = page.locator('[data-testid="stRadio"]').get_by_role("radio", name="SmolLM2-135M (LLaMA decoder)")
-    expect(smollm).to_be_checked()  # the default model
-    expect(page.get_by_text(re.compile(r"All 30 layers × 9 heads"))).to_be_visible()
-    # The grid is the chart drawn as one picture (270 maps in a PNG); charts render one after the other.
-    grid = page.locator('[data-testid="stPlotlyChart"]').filter(has=page.locator(".imagelayer image"))
-    expect(grid).to_have_count(1, timeout=30_000)
-    expect(grid.locator(".xtick text")).to_have_count(30)
-    ticks = grid.locator(".xtick text").all_text_contents()
+    model = page.get_by_role("combobox", name="Model", exact=True)
+    expect(model).to_have_value("SmolLM2-135M (LLaMA decoder, 4-bit)")  # the default model
+    # Every head is one cell of the summary (30 layers x 9 heads), each with a clickable marker.
+    summary = page.locator('[data-testid="stPlotlyChart"]').filter(has=page.locator(".heatmaplayer")).first
+    expect(summary.locator(".xtick text")).to_have_count(30, timeout=30_000)
+    ticks = summary.locator(".xtick text").all_text_contents()
     assert ticks[:3] == ["0", "1", "2"] and ticks[-1] == "29", ticks
     expect(page.get_by_role("heading", name="Zoom: layer 0, head 0")).to_be_visible()
 
-    # Click the tile of layer 2, head 1: every tile carries an invisible marker, in order layer by layer.
-    marker = grid.locator(".scatterlayer path.point").nth(2 * 9 + 1)
-    grid.scroll_into_view_if_needed()
+    # Click the cell of layer 2, head 1: every cell carries an invisible marker, in order layer by layer.
+    marker = summary.locator(".scatterlayer path.point").nth(2 * 9 + 1)
+    summary.scroll_into_view_if_needed()
     box = marker.bounding_box()
     page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
     rerun(page, lambda: page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2))
     expect(page.get_by_role("heading", name="Zoom: layer 2, head 1")).to_be_visible()
+    # the layer's heads are drawn in full, with the clicked head named
+    expect(page.locator(".gtitle", has_text=re.compile(r"^layer 2$"))).to_have_count(1)
+    expect(page.locator(".annotation-text", has_text="head 1 (zoomed in)")).to_have_count(1)
+    assert "layer=2" in page.url and "head=1" in page.url  # the click is part of the view's link

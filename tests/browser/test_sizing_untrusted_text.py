@@ -16,7 +16,7 @@ TRAP = "127.0.0.1:9"  # nothing listens on port 9: a request there can only come
 def _paste_mode(page, app_url, requested):
     page.on("request", lambda r: requested.append(r.url))
     open_lab(page, app_url, "sizing")
-    page.get_by_text("Paste or upload config.json").click()
+    page.get_by_text("Paste or upload config.json", exact=True).click()
     wait_for_app(page)
 
 
