@@ -27,6 +27,7 @@ from explorer.labs.sizing import ModelSettings, SizingSettings, run  # noqa: E40
 from explorer.model import Transformer  # noqa: E402
 from explorer.presets import REAL_MODELS  # noqa: E402
 from explorer.sizing import count_params  # noqa: E402
+from explorer.ui.sizing import VIEW  # noqa: E402  (widget keys: sizing.<settings field>)
 
 
 def best_of(fn, n: int) -> float:
@@ -52,6 +53,7 @@ def reruns(path: Path, moves) -> list[float]:
         at.run()
         out.append((time.perf_counter() - start) * 1e3)
         assert not at.exception, [e.value for e in at.exception]
+        assert not at.error, [e.value for e in at.error]  # a refused preset would time the error message only
     return out
 
 
@@ -65,7 +67,8 @@ def main() -> None:
         print(f"{key:12s} count_params {arithmetic * 1e6:8.1f} us   meta-device model {built * 1e3:8.1f} ms   "
               f"ratio {built / arithmetic:,.0f}x   lab run(settings) {lab * 1e3:.2f} ms")
     names = ["LLaMA-7B", "BERT-base", "GPT-3 175B", "Qwen-1.8B", "SmolLM2-135M", "GPT-2 small"] * 2
-    lab = reruns(ROOT / "labs/sizing.py", [lambda a, n=n: a.selectbox(key="preset").set_value(n) for n in names])
+    lab = reruns(ROOT / "labs/sizing.py",
+                 [lambda a, n=n: a.selectbox(key=VIEW.key("preset")).set_value(n) for n in names])
     bare = reruns(ROOT / "bench/_bare_page.py",
                   [lambda a, v=v: a.slider(key="value").set_value(v) for v in range(1, len(names) + 1)])
     lab_ms, bare_ms = statistics.median(lab), statistics.median(bare)

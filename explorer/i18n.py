@@ -36,22 +36,11 @@ def _flatten(table: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
 
 @functools.cache
 def catalog(lang: str) -> Mapping[str, str]:
-    """The flattened catalog of ``lang`` ('attention.title' -> text): <lang>.toml, then every parts/*.<lang>.toml
-    (a lab's own section while it is being written; a key defined twice is an error)."""
+    """The flattened catalog of ``lang``: 'attention.title' -> its text."""
     if lang not in LANGS:
         raise ValueError(f"no catalog for language {lang!r}; the app speaks {', '.join(LANGS)}")
-    files = [CATALOG_DIR / f"{lang}.toml", *sorted((CATALOG_DIR / "parts").glob(f"*.{lang}.toml"))]
-    merged: dict[str, str] = {}
-    for path in files:
-        if not path.exists():
-            continue
-        with path.open("rb") as f:
-            entries = _flatten(tomllib.load(f))
-        twice = sorted(set(entries) & set(merged))
-        if twice:
-            raise ValueError(f"{path.name} defines {', '.join(twice[:5])} again")
-        merged.update(entries)
-    return merged
+    with (CATALOG_DIR / f"{lang}.toml").open("rb") as f:
+        return _flatten(tomllib.load(f))
 
 
 def placeholders(text: str) -> set[str]:
@@ -107,6 +96,12 @@ def _join_en(params: Mapping[str, Any]) -> str:
 
 def _rebuild(key: str, params: dict[str, Any]) -> Msg:
     return Msg(key, **params)
+
+
+def sentence_of(err: BaseException) -> str:
+    """The sentence an exception carries for the student: its Msg when it has one (``str(err)`` would keep only
+    the English), else its text."""
+    return err.args[0] if len(err.args) == 1 and isinstance(err.args[0], str) else str(err)
 
 
 def lang_from_locale(locale: str | None) -> str:

@@ -22,27 +22,11 @@ shown = outcome(tokens, sidebar_settings())
 VIEW.publish()
 with link_slot:
     link_and_reset(VIEW)
-show_outcome(shown)
-settings, result = shown.settings, shown.result
-labels, lg = result.tokens, lang()
-n_head, d_head, kind = result.n_head, result.d_head, result.kind
-
-# ---- all heads: the first chart, on the first screen (no header of its own: its title says what it is) ---------
-summary, zoom_box = st.columns([3, 2], vertical_alignment="center")
-summary.caption(tr("attention.summary", kind=kind, d_model=settings.d_model, n_head=n_head, d_head=d_head,
-                   n_kv_head=result.n_kv_head))
-zoom = zoom_box.select_slider(tr("attention.grid.zoom"), options=list(range(1, n_head + 1)),
-                              key=VIEW.key(f"zoom_{n_head}")) if n_head > 1 else 1
-h = zoom - 1
-kv = result.kv_head(h)
-chart(head_grid(result.weights, labels, kv_heads=[result.kv_head(i) for i in range(n_head)], selected=h,
-                title=tr("attention.grid.title", n_head=n_head), lang=lg), "grid")
-
-# ---- step by step ------------------------------------------------------------------------------------------------
-st.header(tr("attention.steps.header", head=zoom))
-about, formula = st.columns([3, 2], vertical_alignment="center")
-about.markdown(tr("attention.steps.about"))
-formula.latex(r"\mathrm{head}_i = \mathrm{softmax}\!\left(\frac{Q_iK_i^\top}{\sqrt{d_k}} + M\right)V_i")
+# One container whether or not there is something to say: an error appearing above the charts would move every
+# element below it to a new place in the page, and the browser would then draw every chart anew rather than
+# update the ones that changed (n_head 4 -> 5 is an error for d_model 64, 5 -> 4 clears it).
+with st.container():
+    show_outcome(shown)
 
 
 def step(title: str, formulas: list[str], note: str, fig, key: str) -> None:
@@ -65,95 +49,140 @@ def words(key: str) -> str:
     return r"\text{" + tr(key) + "}"
 
 
-dims = lambda n: [f"d{i}" for i in range(n)]  # noqa: E731
-dimension, token = tr("attention.steps.dimension"), tr("attention.steps.token")
-step(tr("attention.steps.x_title"),
-     [r"X = \mathrm{Embedding}(" + words("attention.steps.tokens_tex") + r") + PE",
-      r"X \in \mathbb{R}^{n \times d_{model}}"],
-     tr("attention.steps.x_note", d_model=settings.d_model) + cut_note(settings.d_model),
-     matrix_figure(result.X, dims(settings.d_model), labels, title="X", kind="vectors", x_title=dimension,
-                   y_title=token, lang=lg), "X")
-qkv_note = "" if kind == "MHA" else tr("attention.steps.qkv_shared", head=zoom, kv=kv + 1, kind=kind)
-step(tr("attention.steps.qkv_title"),
-     [r"Q_i = X W_i^Q,\quad K_i = X W_i^K,\quad V_i = X W_i^V",
-      r"W_i^Q, W_i^K \in \mathbb{R}^{d_{model} \times d_k},\quad W_i^V \in \mathbb{R}^{d_{model} \times d_v}"],
-     tr("attention.steps.qkv_note", d_head=d_head) + qkv_note + cut_note(d_head),
-     vectors_grid([result.Q[h], result.K[kv], result.V[kv]], labels,
-                  [tr("attention.steps.q_panel", head=zoom), tr("attention.steps.k_panel", kv=kv + 1),
-                   tr("attention.steps.v_panel", kv=kv + 1)], lang=lg), "QKV")
-# Steps 3, 4 and 6 share one colour scale: on scales of their own, Q Kᵀ and Q Kᵀ / √d_k looked identical.
-score_bound = shared_bound(result.QK[h], result.scaled[h])
-step(tr("attention.steps.qk_title"), [r"S = Q_i K_i^\top"], tr("attention.steps.qk_note"),
-     matrix_figure(result.QK[h], labels, labels, title=tr("attention.steps.qk_figure"), bound=score_bound,
-                   lang=lg), "QK")
-if settings.scale:
-    scaled_note = tr("attention.steps.scale_note", d_head=d_head, sqrt=d_head ** 0.5)
-else:
-    scaled_note = tr("attention.steps.scale_off_note")
-step(tr("attention.steps.scale_title"), [r"\frac{QK^\top}{\sqrt{d_k}}"], scaled_note,
-     matrix_figure(result.scaled[h], labels, labels, bound=score_bound, lang=lg,
-                   title=tr("attention.steps.scaled_figure" if settings.scale else "attention.steps.unscaled_figure")),
-     "scaled")
-otherwise = words("attention.mask_tex.otherwise")
-mask_formula = {
-    "none": r"M_{i,j} = 0 \quad \forall\, i, j",
-    "causal": r"M_{i,j} = \begin{cases} 0, & j \le i \\ -\infty, & j > i \end{cases}",
-    "padding": r"M_{i,j} = \begin{cases} 0, & j < n \\ -\infty, & j \ge n \;(" + words("attention.mask_tex.pad")
-               + r") \end{cases}",
-    "sliding_window": r"M_{i,j} = \begin{cases} 0, & i - w < j \le i \\ -\infty, & " + otherwise + r" \end{cases}",
-    "prefix": r"M_{i,j} = \begin{cases} 0, & j \le i \;" + words("attention.mask_tex.or") + r"\; j < p \\ -\infty, & "
-              + otherwise + r" \end{cases}",
-}[settings.mask]
-mask_note = tr(f"attention.mask_note.{settings.mask}", pad_len=settings.pad_len, n=len(tokens),
-               before=settings.window - 1, window=settings.window, prefix_len=settings.prefix_len)
-step(tr("attention.steps.mask_title"), [mask_formula], mask_note + tr("attention.steps.mask_grey"),
-     matrix_figure(result.M, labels, labels, title=tr("attention.steps.mask_figure"), kind="mask", lang=lg), "M")
-step(tr("attention.steps.masked_title"), [r"\frac{QK^\top}{\sqrt{d_k}} + M"], tr("attention.steps.masked_note"),
-     matrix_figure(result.masked[h], labels, labels, title=tr("attention.steps.masked_figure"), bound=score_bound,
-                   lang=lg), "masked")
-step(tr("attention.steps.softmax_title"), [r"A_{i,j} = \frac{e^{s_{i,j}}}{\sum_{j'} e^{s_{i,j'}}}"],
-     tr("attention.steps.softmax_note"),
-     matrix_figure(result.weights[h], labels, labels, title=tr("attention.steps.softmax_figure", head=zoom),
-                   kind="weights", lang=lg), "softmax")
-step(tr("attention.steps.z_title"), [r"\mathrm{head}_i = A\,V_i"], tr("attention.steps.z_note") + cut_note(d_head),
-     matrix_figure(result.Z[h], dims(d_head), labels, title=tr("attention.steps.z_figure", head=zoom), kind="vectors",
-                   x_title=dimension, y_title=token, lang=lg), "Z")
-step(tr("attention.steps.concat_title"), [r"\mathrm{Concat}(\mathrm{head}_1, \dots, \mathrm{head}_h)"],
-     tr("attention.steps.concat_note", n_head=n_head, d_head=d_head, columns=n_head * d_head)
-     + cut_note(n_head * d_head),
-     matrix_figure(result.concat, [f"h{i // d_head + 1}.{i % d_head}" for i in range(n_head * d_head)], labels,
-                   title=tr("attention.steps.concat_figure"), kind="vectors",
-                   x_title=tr("attention.steps.head_dimension"), y_title=token, lang=lg), "concat")
-step(tr("attention.steps.out_title"),
-     [r"\mathrm{MultiHead} = \mathrm{Concat}(\mathrm{head}_1, \dots, \mathrm{head}_h)\,W^O",
-      r"W^O \in \mathbb{R}^{h d_v \times d_{model}}"],
-     tr("attention.steps.out_note", d_model=settings.d_model, head=zoom) + cut_note(settings.d_model),
-     matrix_figure(result.output, dims(settings.d_model), labels, title=tr("attention.steps.out_figure"),
-                   kind="vectors", x_title=dimension, y_title=token, lang=lg), "out")
+def steps(tokens, settings, result, zoom: int) -> None:
+    """The ten steps of the zoomed head, each next to its formula."""
+    labels, lg = result.tokens, lang()
+    n_head, d_head, kind = result.n_head, result.d_head, result.kind
+    h = zoom - 1
+    kv = result.kv_head(h)
+    st.header(tr("attention.steps.header", head=zoom))
+    about, formula = st.columns([3, 2], vertical_alignment="center")
+    about.markdown(tr("attention.steps.about"))
+    formula.latex(r"\mathrm{head}_i = \mathrm{softmax}\!\left(\frac{Q_iK_i^\top}{\sqrt{d_k}} + M\right)V_i")
+    dims = lambda n: [f"d{i}" for i in range(n)]  # noqa: E731
+    dimension, token = tr("attention.steps.dimension"), tr("attention.steps.token")
+    step(tr("attention.steps.x_title"),
+         [r"X = \mathrm{Embedding}(" + words("attention.steps.tokens_tex") + r") + PE",
+          r"X \in \mathbb{R}^{n \times d_{model}}"],
+         tr("attention.steps.x_note", d_model=settings.d_model) + cut_note(settings.d_model),
+         matrix_figure(result.X, dims(settings.d_model), labels, title="X", kind="vectors", x_title=dimension,
+                       y_title=token, lang=lg), "X")
+    qkv_note = "" if kind == "MHA" else tr("attention.steps.qkv_shared", head=zoom, kv=kv + 1, kind=kind)
+    step(tr("attention.steps.qkv_title"),
+         [r"Q_i = X W_i^Q,\quad K_i = X W_i^K,\quad V_i = X W_i^V",
+          r"W_i^Q, W_i^K \in \mathbb{R}^{d_{model} \times d_k},\quad W_i^V \in \mathbb{R}^{d_{model} \times d_v}"],
+         tr("attention.steps.qkv_note", d_head=d_head) + qkv_note + cut_note(d_head),
+         vectors_grid([result.Q[h], result.K[kv], result.V[kv]], labels,
+                      [tr("attention.steps.q_panel", head=zoom), tr("attention.steps.k_panel", kv=kv + 1),
+                       tr("attention.steps.v_panel", kv=kv + 1)], lang=lg), "QKV")
+    # Steps 3, 4 and 6 share one colour scale: on scales of their own, Q Kᵀ and Q Kᵀ / √d_k looked identical.
+    score_bound = shared_bound(result.QK[h], result.scaled[h])
+    step(tr("attention.steps.qk_title"), [r"S = Q_i K_i^\top"], tr("attention.steps.qk_note"),
+         matrix_figure(result.QK[h], labels, labels, title=tr("attention.steps.qk_figure"), bound=score_bound,
+                       lang=lg), "QK")
+    if settings.scale:
+        scaled_note = tr("attention.steps.scale_note", d_head=d_head, sqrt=d_head ** 0.5)
+    else:
+        scaled_note = tr("attention.steps.scale_off_note")
+    step(tr("attention.steps.scale_title"), [r"\frac{QK^\top}{\sqrt{d_k}}"], scaled_note,
+         matrix_figure(result.scaled[h], labels, labels, bound=score_bound, lang=lg,
+                       title=tr(f"attention.steps.{'scaled' if settings.scale else 'unscaled'}_figure")), "scaled")
+    otherwise = words("attention.mask_tex.otherwise")
+    mask_formula = {
+        "none": r"M_{i,j} = 0 \quad \forall\, i, j",
+        "causal": r"M_{i,j} = \begin{cases} 0, & j \le i \\ -\infty, & j > i \end{cases}",
+        "padding": r"M_{i,j} = \begin{cases} 0, & j < n \\ -\infty, & j \ge n \;("
+                   + words("attention.mask_tex.pad") + r") \end{cases}",
+        "sliding_window": r"M_{i,j} = \begin{cases} 0, & i - w < j \le i \\ -\infty, & " + otherwise
+                          + r" \end{cases}",
+        "prefix": r"M_{i,j} = \begin{cases} 0, & j \le i \;" + words("attention.mask_tex.or")
+                  + r"\; j < p \\ -\infty, & " + otherwise + r" \end{cases}",
+    }[settings.mask]
+    mask_note = tr(f"attention.mask_note.{settings.mask}", pad_len=settings.pad_len, n=len(tokens),
+                   before=settings.window - 1, window=settings.window, prefix_len=settings.prefix_len)
+    step(tr("attention.steps.mask_title"), [mask_formula], mask_note + tr("attention.steps.mask_grey"),
+         matrix_figure(result.M, labels, labels, title=tr("attention.steps.mask_figure"), kind="mask", lang=lg),
+         "M")
+    step(tr("attention.steps.masked_title"), [r"\frac{QK^\top}{\sqrt{d_k}} + M"],
+         tr("attention.steps.masked_note"),
+         matrix_figure(result.masked[h], labels, labels, title=tr("attention.steps.masked_figure"),
+                       bound=score_bound, lang=lg), "masked")
+    step(tr("attention.steps.softmax_title"), [r"A_{i,j} = \frac{e^{s_{i,j}}}{\sum_{j'} e^{s_{i,j'}}}"],
+         tr("attention.steps.softmax_note"),
+         matrix_figure(result.weights[h], labels, labels, title=tr("attention.steps.softmax_figure", head=zoom),
+                       kind="weights", lang=lg), "softmax")
+    step(tr("attention.steps.z_title"), [r"\mathrm{head}_i = A\,V_i"],
+         tr("attention.steps.z_note") + cut_note(d_head),
+         matrix_figure(result.Z[h], dims(d_head), labels, title=tr("attention.steps.z_figure", head=zoom),
+                       kind="vectors", x_title=dimension, y_title=token, lang=lg), "Z")
+    step(tr("attention.steps.concat_title"), [r"\mathrm{Concat}(\mathrm{head}_1, \dots, \mathrm{head}_h)"],
+         tr("attention.steps.concat_note", n_head=n_head, d_head=d_head, columns=n_head * d_head)
+         + cut_note(n_head * d_head),
+         matrix_figure(result.concat, [f"h{i // d_head + 1}.{i % d_head}" for i in range(n_head * d_head)], labels,
+                       title=tr("attention.steps.concat_figure"), kind="vectors",
+                       x_title=tr("attention.steps.head_dimension"), y_title=token, lang=lg), "concat")
+    step(tr("attention.steps.out_title"),
+         [r"\mathrm{MultiHead} = \mathrm{Concat}(\mathrm{head}_1, \dots, \mathrm{head}_h)\,W^O",
+          r"W^O \in \mathbb{R}^{h d_v \times d_{model}}"],
+         tr("attention.steps.out_note", d_model=settings.d_model, head=zoom) + cut_note(settings.d_model),
+         matrix_figure(result.output, dims(settings.d_model), labels, title=tr("attention.steps.out_figure"),
+                       kind="vectors", x_title=dimension, y_title=token, lang=lg), "out")
 
-# ---- why sqrt(d_k) -------------------------------------------------------------------------------------------------
-st.header(tr("attention.sqrt_dk.header"))
-st.markdown(tr("attention.sqrt_dk.explain", heads=HEADS_PER_DK))
-st.latex(r"q_i, k_i\ " + words("attention.sqrt_dk.condition_tex") + r":\quad "
-         r"\operatorname{Var}(q \cdot k) = d_k \;\Rightarrow\; "
-         r"\operatorname{Var}\!\left(\frac{q \cdot k}{\sqrt{d_k}}\right) = 1")
-chart(sqrt_dk_figure(study(tokens, settings), result.sharpness, lang=lg), "sqrt_dk")
 
-# ---- parameters ----------------------------------------------------------------------------------------------------
-st.header(tr("attention.params.header"))
-rows = params(settings.d_model, n_head, result.n_kv_head)
-st.latex(r"\underbrace{d_{model}\cdot h d_k}_{W^Q} + \underbrace{2\, d_{model}\cdot n_{kv} d_k}_{W^K,\,W^V} + "
-         r"\underbrace{h d_v \cdot d_{model}}_{W^O} \;(+" + words("attention.params.biases_tex") + r"),\qquad "
-         + words("attention.params.kv_cache_tex") + r" = 2 \cdot n_{kv} \cdot d_k \cdot "
-         + words("attention.params.bytes_tex"))
-left, right = st.columns([3, 2])
-with left:
-    st.dataframe(pd.DataFrame([{
-        tr("attention.params.kind"): r.kind, "n_kv_head": r.n_kv_head, "W^Q": r.w_q, "W^K": r.w_k, "W^V": r.w_v,
-        "W^O": r.w_o, tr("attention.params.total"): r.total,
-        tr("attention.params.kv_cache"): tr("attention.params.bytes", n=r.kv_cache_bytes_per_token(2)),
-        tr("attention.params.this_layer"): "◀" if r.n_kv_head == result.n_kv_head else "",
-    } for r in rows]), hide_index=True)
-    st.caption(tr("attention.params.caption"))
-with right:
-    chart(params_figure(rows, lang=lg), "params")
+def why_sqrt_dk(tokens, settings, result) -> None:
+    st.markdown(tr("attention.sqrt_dk.explain", heads=HEADS_PER_DK))
+    st.latex(r"q_i, k_i\ " + words("attention.sqrt_dk.condition_tex") + r":\quad "
+             r"\operatorname{Var}(q \cdot k) = d_k \;\Rightarrow\; "
+             r"\operatorname{Var}\!\left(\frac{q \cdot k}{\sqrt{d_k}}\right) = 1")
+    chart(sqrt_dk_figure(study(tokens, settings), result.sharpness, lang=lang()), "sqrt_dk")
+
+
+def parameters(settings, result) -> None:
+    rows = params(settings.d_model, result.n_head, result.n_kv_head)
+    st.latex(r"\underbrace{d_{model}\cdot h d_k}_{W^Q} + \underbrace{2\, d_{model}\cdot n_{kv} d_k}_{W^K,\,W^V} + "
+             r"\underbrace{h d_v \cdot d_{model}}_{W^O} \;(+" + words("attention.params.biases_tex") + r"),\qquad "
+             + words("attention.params.kv_cache_tex") + r" = 2 \cdot n_{kv} \cdot d_k \cdot "
+             + words("attention.params.bytes_tex"))
+    left, right = st.columns([3, 2])
+    with left:
+        st.dataframe(pd.DataFrame([{
+            tr("attention.params.kind"): r.kind, "n_kv_head": r.n_kv_head, "W^Q": r.w_q, "W^K": r.w_k, "W^V": r.w_v,
+            "W^O": r.w_o, tr("attention.params.total"): r.total,
+            tr("attention.params.kv_cache"): tr("attention.params.bytes", n=r.kv_cache_bytes_per_token(2)),
+            tr("attention.params.this_layer"): "◀" if r.n_kv_head == result.n_kv_head else "",
+        } for r in rows]), hide_index=True)
+        st.caption(tr("attention.params.caption"))
+    with right:
+        chart(params_figure(rows, lang=lang()), "params")
+
+
+# Moving the zoom or opening a tab reruns only this part (st.fragment): the sidebar's layer is unchanged, and so
+# are the charts that do not show the zoomed head.
+@st.fragment
+def heads(tokens, settings, result) -> None:
+    n_head = result.n_head
+    # ---- all heads: the first chart, on the first screen (no header of its own: its title says what it is) -----
+    summary, zoom_box = st.columns([3, 2], vertical_alignment="center")
+    summary.caption(tr("attention.summary", kind=result.kind, d_model=settings.d_model, n_head=n_head,
+                       d_head=result.d_head, n_kv_head=result.n_kv_head))
+    zoom = zoom_box.select_slider(tr("attention.grid.zoom"), options=list(range(1, n_head + 1)),
+                                  key=VIEW.key(f"zoom_{n_head}")) if n_head > 1 else 1
+    chart(head_grid(result.weights, result.tokens, kv_heads=[result.kv_head(i) for i in range(n_head)],
+                    selected=zoom - 1, title=tr("attention.grid.title", n_head=n_head), lang=lang()), "grid")
+    # Tabs that run only when open (on_change="rerun"): the step by step first; the √d_k study and the parameter
+    # table one click away. The browser then draws 10 charts per change instead of 12 and a table.
+    step_tab, sqrt_tab, params_tab = st.tabs(
+        [tr("attention.tabs.steps"), tr("attention.sqrt_dk.header"), tr("attention.params.header")],
+        key=VIEW.key("section"), on_change="rerun")
+    if step_tab.open:
+        with step_tab:
+            steps(tokens, settings, result, zoom)
+    if sqrt_tab.open:
+        with sqrt_tab:
+            why_sqrt_dk(tokens, settings, result)
+    if params_tab.open:
+        with params_tab:
+            parameters(settings, result)
+
+
+heads(tokens, shown.settings, shown.result)

@@ -14,7 +14,8 @@ from explorer.ui.url_state import link_and_reset, show_problems
 from explorer.viz.generation import (attention_over_context, candidate_bars, entropy_line, head_labels, quoted,
                                      speed_chart, timeline)
 
-ANSWER_HEIGHT = 260  # px: the answer box keeps a fixed size and scrolls, so the page below it does not jump
+ANSWER_HEIGHT = 150  # px: the answer box keeps a fixed size and scrolls, so the page below it does not jump; short
+# enough that its newest line is on a 1366x768 laptop's first screen, beside the newest token's candidates chart
 
 CLM = (r"$$P(x_1,\dots,x_n)=\prod_{t} P(x_t \mid x_{<t}),\qquad "
        r"P(x_t = i \mid x_{<t}) = \mathrm{softmax}(z)_i = \frac{e^{z_i}}{\sum_j e^{z_j}}$$")
@@ -23,36 +24,44 @@ if presenting():  # one folded block above the controls, so the buttons and the 
     page_header(tr("generation.title"), "\n\n".join([tr("generation.intro"), about]), tr("generation.course_section"))
 else:
     page_header(tr("generation.title"), tr("generation.intro"), tr("generation.course_section"))
-    with st.expander(tr("generation.about")):
-        st.markdown(about)
 show_problems(VIEW.open())
 with st.sidebar:
     link_and_reset(VIEW)
 state = lab_state()
 was_interrupted = state.interrupted()
 
-# ---- the prompt and the buttons (left), the answer beside them (right), the decoding settings in the sidebar ----
-left, right = st.columns(2, gap="medium")
-with left:
+# ---- one screen: the model in a row; the prompt, the buttons and the answer (left) beside the newest token's
+# candidates chart (right); the decoding settings in the sidebar. The chart starts as high as the prompt, so once a
+# token is written its choice is on the first screen of a laptop and of a projector, presenting or not.
+model_col, format_col = st.columns([3, 2], gap="medium", vertical_alignment="bottom")
+with model_col:
     model_name = st.selectbox(tr("generation.model"), lab.MODEL_CHOICES, format_func=model_labels(),
                               key=VIEW.key("model"))
+with format_col:
     chat = st.radio(tr("generation.format"), [True, False], horizontal=True, key=VIEW.key("chat"),
                     format_func=labels(lambda v: "generation.chat" if v else "generation.plain"),
                     help=tr("generation.format_help"))
-    pm = get_generator_model(model_name)
-    prompt = st.text_area(tr("generation.prompt"), key=VIEW.key("prompt"), height=90,
+pm = get_generator_model(model_name)
+left, right = st.columns(2, gap="medium")
+with left:
+    prompt = st.text_area(tr("generation.prompt"), key=VIEW.key("prompt"), height=68,
                           max_chars=limits.GENERATION_PROMPT_MAX_CHARS, help=tr("generation.prompt_help"))
-    buttons = st.container()
+    buttons = st.container(horizontal=True, gap="small")
     problem_slot = st.container()  # the fallback and the error, once the lab has read the settings
-    details = st.container()  # the limits and what the model reads, likewise
-with right:
     notice = st.empty()
     output = st.container(border=True, key="gen_output")
+with right:
+    newest_chart = st.container()  # the candidates of the inspected token (the newest unless one is picked)
+    newest_step = st.container()  # which token: the slider and the sentence about its choice
+    details = st.container()  # the limits and what the model reads, once the lab has read the settings
     if model_name == lab.REAL_MODEL:
         st.caption(tr("generation.chinese_note"))
         st.caption(tr("generation.smollm2_caption", context=pm.config.max_seq_len, quant=quantization_type()))
     else:
         st.caption(tr("generation.tiny_caption", title=pm.title, context=pm.config.max_seq_len))
+    if not presenting():  # when presenting it is folded into the header
+        with st.expander(tr("generation.about")):
+            st.markdown(about)
 
 with st.sidebar:
     requested = decoding_controls(model_name, prompt, chat)
@@ -76,15 +85,14 @@ with problem_slot:
 prompt_ok = outcome.ok
 started_with = outcome.settings
 
-with buttons:
-    b1, b2, b3, b4 = st.columns(4)
-    run_all = b1.button(tr("generation.generate"), type="primary", key="gen_go", disabled=not prompt_ok,
+with buttons:  # one row that wraps rather than cut a label short: a projector's large text in a laptop's column
+    run_all = st.button(tr("generation.generate"), type="primary", key="gen_go", disabled=not prompt_ok,
                         width="stretch")
-    one_more = b2.button(tr("generation.next_token"), key="gen_step", disabled=not prompt_ok, width="stretch",
+    one_more = st.button(tr("generation.next_token"), key="gen_step", disabled=not prompt_ok, width="stretch",
                          help=tr("generation.next_token_help"))
-    b3.button(tr("generation.stop"), key="gen_stop", disabled=not run_all, width="stretch",
+    st.button(tr("generation.stop"), key="gen_stop", disabled=not run_all, width="stretch",
               help=tr("generation.stop_help"))
-    if b4.button(tr("generation.reset"), key="gen_reset", width="stretch", help=tr("generation.reset_help")):
+    if st.button(tr("generation.reset"), key="gen_reset", width="stretch", help=tr("generation.reset_help")):
         state.reset()
 
 with details:
@@ -138,6 +146,7 @@ elif one_more and prompt_ok:
 run = state.run
 if run is None or not run.steps:
     text_slot.markdown(tr("generation.press_generate"))
+    newest_chart.caption(tr("generation.chart_here"))
     st.stop()
 
 # ---- the run ----------------------------------------------------------------------------------------------------
@@ -173,12 +182,11 @@ st.caption(tr("generation.decoding_caption", how=say(run.settings.describe()),
 if getattr(state.started_with, "model", None) == lab.REAL_MODEL:
     st.caption(tr("generation.smollm2_numbers", quant=quantization_type()))
 
-tab_steps, tab_timeline, tab_speed = st.tabs([tr("generation.tab.steps"), tr("generation.tab.timeline"),
-                                              tr("generation.tab.speed")])
-
-with tab_steps:
-    n = len(steps)
-    pick = n
+# The token to inspect: the newest after every step (the slider's key changes with the count), or one the student
+# picks; its candidates open the right column, its attention the first tab below.
+n = len(steps)
+pick = n
+with newest_step:
     if n > 1:
         pick = st.slider(tr("generation.inspect"), 1, n, n, key=f"gen_inspect_{state.number}_{n}",
                          help=tr("generation.inspect_help"))
@@ -186,16 +194,19 @@ with tab_steps:
     st.markdown(tr("generation.step_line", n=pick, token=escape_markdown(quoted(step.label)), p=step.prob,
                    model_p=step.model_prob, kept=step.n_kept, vocab=run.model.cfg.vocab_size,
                    h=step.model_entropy, choices=2 ** step.model_entropy))
-    col_a, col_b = st.columns([2, 3])
-    with col_a:
-        chart(candidate_bars(step, lang()), key="gen_candidates")
-    with col_b:
-        heads = [None, *range(run.model.cfg.n_head)]
-        head = st.selectbox(tr("generation.heads.label"), heads, key=f"gen_head_{run.model.cfg.n_head}",
-                            format_func=head_labels(lang()))
-        chart(attention_over_context(step, run.context_labels(step), lang=lang(), head=head), key="gen_attention")
-        st.caption(tr("generation.attention_caption"))
-        st.latex(r"a = \mathrm{softmax}\!\left(\frac{q_{t}\,K_{\le t}^\top}{\sqrt{d_k}}\right)")
+with newest_chart:
+    chart(candidate_bars(step, lang()), key="gen_candidates")
+
+tab_steps, tab_timeline, tab_speed = st.tabs([tr("generation.tab.steps"), tr("generation.tab.timeline"),
+                                              tr("generation.tab.speed")])
+
+with tab_steps:
+    heads = [None, *range(run.model.cfg.n_head)]
+    head = st.selectbox(tr("generation.heads.label"), heads, key=f"gen_head_{run.model.cfg.n_head}",
+                        format_func=head_labels(lang()))
+    chart(attention_over_context(step, run.context_labels(step), lang=lang(), head=head), key="gen_attention")
+    st.caption(tr("generation.attention_caption"))
+    st.latex(r"a = \mathrm{softmax}\!\left(\frac{q_{t}\,K_{\le t}^\top}{\sqrt{d_k}}\right)")
 
 with tab_timeline:
     generated_labels = run.generated_labels()

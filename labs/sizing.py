@@ -182,8 +182,8 @@ with inference_panel:
     for col_, (dtype, nbytes) in zip(w_cols, memory.weights):
         col_.metric(tr("sizing.metric.weights", dtype=dtype), human_bytes(nbytes),
                     tr("sizing.metric.bytes_per_param", n=DTYPE_BYTES[dtype]), delta_color="off", delta_arrow="off")
-    w_cols[4].metric("KV cache", human_bytes(memory.kv_cache) if memory.kv_cache is not None else "—",
-                     help="2 · L · n_kv · d_h · tokens · batch · bytes")
+    w_cols[4].metric(tr("sizing.metric.kv_cache"), human_bytes(memory.kv_cache) if memory.kv_cache is not None
+                     else "—", help=tr("sizing.metric.kv_cache_help"))
     st.caption(tr("sizing.inference_needs", needed=human_bytes(memory.needed), gpus=memory.gpus, gpu=gpu))
     chart(inference_memory_bars(dict(memory.weights), memory.kv_cache, result.gpu_bytes, lang=lang()),
           "inference_memory_chart")

@@ -360,12 +360,27 @@ def test_empty_and_too_long_sentences(at):
     assert figure(at, "attention weights (head 1)")["data"][0]["x"] == unique_labels(tokenize("the cat sat").tokens)
 
 
+def open_tab(at, label: str):
+    """Open one of the page's tabs, as a click on it does: its label becomes the tabs' value, and the page reruns."""
+    at.session_state[key("section")] = label
+    return at.run()
+
+
 def test_sqrt_dk_and_parameter_sections_follow_the_config(at):
+    # They are tabs beside the step by step, run only when open (the browser draws two charts and a table less
+    # per change): one click away, not shown before it.
+    assert [tab.label for tab in at.tabs] == ["Step by step", "Why divide by √d_k?",
+                                              "Parameters and KV cache: MHA vs GQA vs MQA"]
+    assert not [f for f in figures(at) if f["layout"]["title"]["text"].startswith("Why divide")] and not at.dataframe
+    open_tab(at, "Why divide by √d_k?")
+    no_errors(at)
     stars = [d for d in figure(at, "Why divide")["data"] if d.get("name") == "this layer's heads"]
     assert stars[0]["x"][0] == 16
+    assert not [f for f in figures(at) if f["layout"]["title"]["text"] == "X"], "the steps' tab is closed"
     at.slider(key=key("n_head")).set_value(8).run()
     stars = [d for d in figure(at, "Why divide")["data"] if d.get("name") == "this layer's heads"]
     assert stars[0]["x"][0] == 8
+    open_tab(at, "Parameters and KV cache: MHA vs GQA vs MQA")
     table = at.dataframe[0].value
     assert list(table["kind"]) == ["MHA", "GQA", "MQA"]
     assert table["W^Q"].iloc[0] == 64 * 64 + 64

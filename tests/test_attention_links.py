@@ -56,7 +56,12 @@ def test_the_lab_speaks_chinese():
     assert t("zh", "attention.grid.title", n_head=4) in titles(at)
     assert t("zh", "attention.summary", kind="MHA", d_model=64, n_head=4, d_head=16, n_kv_head=4) in \
         [c.value for c in at.caption]
-    assert {"缩放后的分数", "分数 + M", "注意力权重（第 1 个头）", t("zh", "attention.sqrt_dk.title")} <= set(titles(at))
+    assert {"缩放后的分数", "分数 + M", "注意力权重（第 1 个头）"} <= set(titles(at))
+    # the √d_k study is a tab of its own, run when opened (its label is the section's Chinese header)
+    assert [tab.label for tab in at.tabs] == [t("zh", "attention.tabs.steps"), t("zh", "attention.sqrt_dk.header"),
+                                              t("zh", "attention.params.header")]
+    at.session_state[VIEW.key("section")] = t("zh", "attention.sqrt_dk.header")
+    assert t("zh", "attention.sqrt_dk.title") in titles(at.run())
     grid = figure(at, t("zh", "attention.grid.title", n_head=4))
     hover = grid["data"][1]["hovertemplate"]  # head 2: head 1's title is bold, the zoomed head
     assert hover.startswith("头 2<br>查询: %{y}<br>键: %{x}<br>权重: "), hover
@@ -66,7 +71,7 @@ def test_the_lab_speaks_chinese():
     assert not at.exception
     plain = lambda md: re.sub(r"\\([!-/:-@\[-`{-~])", r"\1", md)  # noqa: E731  (messages are Markdown-escaped)
     assert [plain(e.value) for e in at.error] == [t("zh", "config.heads_divide_d_model", d_model=30, n_head=4)]
-    assert [plain(w.value) for w in at.warning] == [t("zh", "attention.showing_instead", changes="d_model = 32")]
+    assert [plain(w.value) for w in at.warning] == [t("zh", "common.showing_instead", fields="d_model = 32")]
 
 
 def test_a_link_opens_eight_heads_with_a_sliding_window():

@@ -52,6 +52,7 @@ def test_opens_with_smollm2_and_no_run(at):
     assert at.latex, "the CLM formula is shown"
     assert "the 4-bit (Q4_1) release, dequantized to float32" in caption_with(at, "Trained weights")
     assert any("Press **Generate**" in m.value for m in at.markdown)
+    assert caption_with(at, "Each new token's candidates"), "where the chart will be, before there is one"
     chat_tokens = reads_label(at)
     at.radio(key="generation.chat").set_value(False).run()
     assert reads_label(at) != chat_tokens  # the chat template adds its own tokens around the message
@@ -167,3 +168,29 @@ def test_a_refused_run_still_shows_what_the_model_reads(at):
     assert [e.value for e in at.error] and at.error[0].value.startswith("Without the KV cache")
     assert reads_label(at).startswith("What the model reads: 100 tokens")
     assert at.button(key="gen_go").disabled and at.button(key="gen_step").disabled
+
+
+
+def _walk(node):
+    for child in getattr(node, "children", {}).values():
+        yield child
+        yield from _walk(child)
+
+
+def _keys(node) -> list:
+    return [getattr(e, "key", None) for e in _walk(node) if not getattr(e, "children", None)]
+
+
+def test_the_newest_tokens_candidates_open_the_column_beside_the_prompt_and_the_answer(at):
+    """The layout the first-screen browser check relies on: once a token is written, its candidates chart is the
+    page's first chart and opens the column beside the prompt, the buttons and the answer, not below them."""
+    tiny(at).button(key="gen_step").click().run()
+    rows = [n for n in _walk(at.main) if [getattr(c, "type", None) for c in getattr(n, "children", {}).values()]
+            == ["column", "column"]]
+    left, right = next(list(r.children.values()) for r in rows if "gen_go" in _keys(r))
+    assert {"generation.prompt", "gen_go", "gen_step", "gen_stop"} <= set(_keys(left))
+    assert [e.value for e in _walk(left) if getattr(e, "type", None) == "caption"
+            and e.value.startswith("Paused after 1 tokens")], "the answer box, with its status, is on the left"
+    charts = [e for e in _walk(at.main) if getattr(e, "type", None) == "plotly_chart"]
+    assert charts[0].key == "gen_candidates" and "Token 1: picked" in charts[0].proto.spec
+    assert _keys(right)[0] == "gen_candidates", _keys(right)

@@ -150,7 +150,7 @@ def figure_literals(path: Path) -> list[Literal]:
 
 
 # Files with literals left when the cross-lab checks were written (their labs were being converted at the time).
-UNCONVERTED: set[str] = {"labs/sizing.py", "explorer/viz/sizing.py"}
+UNCONVERTED: set[str] = set()
 
 PAGE_FILES = sorted([*ROOT.glob("labs/*.py"), *ROOT.glob("explorer/ui/*.py")])
 VIZ_FILES = sorted(ROOT.glob("explorer/viz/*.py"))

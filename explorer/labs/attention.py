@@ -222,14 +222,8 @@ def run_attention(tokens: Tokens, settings: AttentionSettings) -> AttentionLabRe
 
 def run(tokens: Tokens, settings: AttentionSettings) -> Outcome[AttentionSettings, AttentionLabResult]:
     """The layer on the sentence; settings that cannot be drawn fall back to the nearest ones that can."""
-    return run_lab(settings, lambda used: run_attention(tokens, used), nearest, describe=showing_instead)
+    return run_lab(settings, lambda used: run_attention(tokens, used), nearest)
 
-
-def showing_instead(requested: AttentionSettings, used: AttentionSettings) -> Msg | None:
-    """'Showing d_model = 32 instead.' in the student's language: the settings shown in place of the asked ones."""
-    changed = [f"{f.name} = {getattr(used, f.name)}" for f in dataclasses.fields(used)
-               if getattr(used, f.name) != getattr(requested, f.name)]
-    return Msg("attention.showing_instead", changes=", ".join(changed)) if changed else None
 
 
 def _study_weights(d_model: int, seed: int, d_k: int) -> tuple[torch.Tensor, torch.Tensor]:

@@ -20,7 +20,8 @@ from ..models import LoadedModel
 from ..models.tiny import TINY_DECODERS
 from ..sampling import SamplingSettings
 from ..i18n import Msg
-from .outcome import Outcome, _sentence
+from ..i18n import sentence_of
+from .outcome import Outcome
 
 REAL_MODEL = "smollm2-135m"
 MODEL_CHOICES = (REAL_MODEL,) + TINY_DECODERS
@@ -103,11 +104,11 @@ def run(model: LoadedModel, settings: GenerationSettings) -> Outcome[GenerationS
         settings.check_model(model)
         prompt = read_prompt(model, settings)
     except ValueError as err:
-        return Outcome(settings, None, _sentence(err), fallback)
+        return Outcome(settings, None, sentence_of(err), fallback)
     try:
         settings.check_run(prompt)
     except ValueError as err:
-        return Outcome(settings, prompt, _sentence(err), fallback)
+        return Outcome(settings, prompt, sentence_of(err), fallback)
     return Outcome(settings, prompt, None, fallback)
 
 

@@ -6,6 +6,8 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Callable, Generic, Protocol, TypeVar
 
+from ..i18n import Msg, sentence_of
+
 
 class Settings(Protocol):
     """A lab's frozen settings dataclass: ``validate()`` is the one place its values are checked."""
@@ -39,16 +41,11 @@ class Outcome(Generic[S, R]):
         return self.error is None
 
 
-def changed_fields(requested, used) -> str | None:
+def changed_fields(requested, used) -> Msg | None:
     """'Showing n_head = 4, seed = 0 instead.' for the fields of two settings dataclasses that differ."""
     changed = [f"{f.name} = {getattr(used, f.name)}" for f in dataclasses.fields(used)
                if getattr(used, f.name) != getattr(requested, f.name)]
-    return "Showing " + ", ".join(changed) + " instead." if changed else None
-
-
-def _sentence(err: ValueError) -> str:
-    # str(err) would turn a Msg (explorer.i18n) into plain English; the sentence itself keeps its catalog key.
-    return err.args[0] if len(err.args) == 1 and isinstance(err.args[0], str) else str(err)
+    return Msg("common.showing_instead", fields=", ".join(changed)) if changed else None
 
 
 def run_lab(requested: S, compute: Callable[[S], R], nearest: Callable[[S], S] | None = None, *,
@@ -63,7 +60,7 @@ def run_lab(requested: S, compute: Callable[[S], R], nearest: Callable[[S], S] |
     try:
         validate(requested)
     except ValueError as err:
-        said = _sentence(err)
+        said = sentence_of(err)
         if nearest is None:
             return Outcome(requested, None, said)
         used = nearest(requested)

@@ -344,11 +344,5 @@ def run(tokens: Tokens, settings: PositionalSettings, model: ModelFor = encoding
 
     ``model`` builds the encoder the shuffle experiment runs: the app passes its cache shared by every session.
     """
-    return run_lab(settings, lambda used: explore(tokens, used, model), nearest, describe=showing_instead)
+    return run_lab(settings, lambda used: explore(tokens, used, model), nearest)
 
-
-def showing_instead(requested: PositionalSettings, used: PositionalSettings) -> Msg | None:
-    """'Showing d_head = 16, pair = 7 instead.' for the controls that fell back, in the reader's language."""
-    changed = [f"{f.name} = {getattr(used, f.name)}" for f in dataclasses.fields(used)
-               if getattr(used, f.name) != getattr(requested, f.name)]
-    return Msg("positional.showing_instead", changes=", ".join(changed)) if changed else None

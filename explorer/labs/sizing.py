@@ -15,7 +15,7 @@ from typing import Any
 from ..checks import choice, whole_number
 from ..config import (ACTIVATIONS, ARCHS, NORM_POSITIONS, NORMS, POSITIONALS, PRESETS, ModelConfig, attention_kind,
                       kv_head_choices)
-from ..i18n import Msg
+from ..i18n import Msg, sentence_of
 from ..models.hf_config import config_to_hf, import_hf_config, parse_config_json
 from ..presets import REAL_MODELS, RealModel
 from ..sizing import GPUS, ParamBreakdown, approx_params, count_params, gpu_memory_bytes, human_count
@@ -121,7 +121,7 @@ def config_from_fields(values: dict[str, Any], base: ModelConfig, label: str = M
     try:
         return Resolved(ModelConfig(**fields), label)
     except (ValueError, TypeError) as err:
-        return Resolved(None, label, error=_sentence(err))
+        return Resolved(None, label, error=sentence_of(err))
 
 
 def config_from_text(text: str | bytes) -> Resolved:
@@ -130,16 +130,11 @@ def config_from_text(text: str | bytes) -> Resolved:
         data = parse_config_json(text)
         imported = import_hf_config(data)
     except ValueError as err:
-        return Resolved(None, "config.json", error=_sentence(err))
+        return Resolved(None, "config.json", error=sentence_of(err))
     name = str(data.get("_name_or_path") or imported.model_type)
     if len(name) > MAX_NAME_CHARS:
         name = name[:MAX_NAME_CHARS - 1] + "…"
     return Resolved(imported.cfg, f"config.json ({name})", notes=imported.notes)
-
-
-def _sentence(err: Exception) -> str:
-    """The error's Msg when it has one (str(err) would say it in English only)."""
-    return err.args[0] if len(err.args) == 1 and isinstance(err.args[0], str) else str(err)
 
 
 SOURCES = ("preset", "fields", "config")  # the page's labels: the catalog's sizing.source.<value>

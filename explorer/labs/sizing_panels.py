@@ -10,7 +10,7 @@ from ..checks import choice, whole_number
 from ..config import ModelConfig
 from ..i18n import Msg
 from ..presets import RealModel
-from ..sizing import (CHINCHILLA_TOKENS_PER_PARAM, GPUS, RECOMPUTE, ZERO_STAGES, ModelStates, TrainingMemory,
+from ..sizing import (GPUS, RECOMPUTE, ZERO_STAGES, ModelStates, TrainingMemory,
                       activation_bytes_per_layer, approx_params, check_training_tokens, check_utilisation,
                       chinchilla_tokens, count_params, gpus_needed, inference_flops_per_token, kv_cache_bytes,
                       logits_bytes, model_states_bytes, training_flops, training_memory, training_seconds,

@@ -47,15 +47,22 @@ def candidate_bars(step: Step, lang: str) -> go.Figure:
         go.Bar(y=labels, x=[c.model_prob for c in cands], orientation="h",
                name=t(lang, "generation.fig.model_alone_softmax"), marker=dict(color=MODEL), hoverinfo="skip"),
         go.Bar(y=labels, x=[c.prob for c in cands], orientation="h",
-               name=t(lang, "generation.fig.after_settings_sampled"), marker=dict(color=colours), text=[_bar_text(c, lang) for c in cands], textposition="outside",
-               hovertext=hover, hoverinfo="text"),
+               name=t(lang, "generation.fig.after_settings_sampled"), marker=dict(color=colours),
+               text=[_bar_text(c, lang) for c in cands], textposition="outside",
+               # a value beside its bar keeps its font size (projector text is taller than a thin bar) rather than
+               # shrink to the bar's thickness, or vanish where the projector forbids shrinking
+               constraintext="none", hovertext=hover, hoverinfo="text"),
     ])
     fig.update_layout(
-        title=t(lang, "generation.fig.candidates_title", n=step.index + 1, token=_plain(quoted(step.label)),
-                p=step.prob),
+        # The title at the figure's top and the legend just above the bars, with room between them for a legend
+        # that wraps to two rows in half a laptop's width at projector size: plotly centres a title in the top
+        # margin by default, which put it on the legend's first row.
+        title=dict(text=t(lang, "generation.fig.candidates_title", n=step.index + 1,
+                          token=_plain(quoted(step.label)), p=step.prob),
+                   y=1.0, yref="container", yanchor="top", pad=dict(t=8)),
         barmode="overlay", xaxis_title=t(lang, "generation.fig.probability"),
         yaxis_title=t(lang, "generation.fig.candidate_token"),
-        height=max(320, 130 + 26 * len(cands)), margin=dict(l=10, r=10, t=85, b=10),
+        height=max(350, 160 + 26 * len(cands)), margin=dict(l=10, r=10, t=115, b=10),
         legend=dict(orientation="h", yanchor="bottom", y=1.0, x=0),
     )
     fig.update_yaxes(autorange="reversed", type="category")

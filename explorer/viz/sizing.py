@@ -147,8 +147,9 @@ def inference_memory_bars(weights: Mapping[str, float], kv_cache: float | None, 
     fig.add_bar(x=names, y=[weights[n] / GB for n in names], name=w, marker_color="#4C78A8",
                 hovertemplate="%{x} " + w + ": %{y:.3g} GB<extra></extra>")
     if kv_cache:
-        fig.add_bar(x=names, y=[kv_cache / GB] * len(names), name="KV cache", marker_color="#F58518",
-                    hovertemplate="KV cache: %{y:.3g} GB<extra></extra>")
+        kv = t(lang, "sizing.viz.kv_cache")
+        fig.add_bar(x=names, y=[kv_cache / GB] * len(names), name=kv, marker_color="#F58518",
+                    hovertemplate=kv + ": %{y:.3g} GB<extra></extra>")
     return _stacked_gb(fig, gpu_bytes, 380, "GB", t(lang, "sizing.viz.precision_axis"), lang)
 
 
