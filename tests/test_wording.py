@@ -253,7 +253,11 @@ def test_var_of_q_dot_k_is_d_k_only_for_independent_zero_mean_unit_variance_entr
 def test_attention_lab_states_the_conditions_of_var_d_k():
     from streamlit.testing.v1 import AppTest
     from tests.conftest import ROOT
+    from explorer.i18n import t
+    from explorer.ui.attention import VIEW
     at = AppTest.from_file(str(ROOT / "labs/attention.py"), default_timeout=300).run()
+    at.session_state[VIEW.key("section")] = t("en", "attention.sqrt_dk.header")  # the study's tab, opened
+    at.run()
     assert not at.exception
     text = " ".join(m.value for m in at.markdown)
     assert "independent" in text and "zero-mean" in text
