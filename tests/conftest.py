@@ -13,3 +13,11 @@ from explorer.device import configure_process  # noqa: E402
 
 # What app.py does at start: every test, whatever ran before it, computes with EXPLORER_TORCH_THREADS threads.
 configure_process()
+
+
+def shown_text(markdown: str) -> str:
+    """What a student reads of a sentence the page escaped (explorer.safe_text.escape_markdown): the characters
+    without their backslashes and invisible word joiners."""
+    import re
+
+    return re.sub(r"\\(.)", r"\1", markdown).replace("\u2060", "")

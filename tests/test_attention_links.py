@@ -12,7 +12,7 @@ from explorer.i18n import t
 from explorer.models.toy_tokens import tokenize
 from explorer.ui.attention import VIEW
 from explorer.viz.heatmap import unique_labels
-from tests.conftest import ROOT
+from tests.conftest import ROOT, shown_text
 
 PAGE = "labs/attention.py"
 SENTENCE = "The cat sat on the mat because it was tired"
@@ -114,7 +114,7 @@ def test_a_bad_value_in_a_link_is_named_and_replaced_by_the_default(name, bad, d
     at = open_link(**{name: bad})
     kind = {"n_head": "slider", "mask": "selectbox", "scale": "toggle"}[name]
     assert widget(at, kind, name).value == default
-    said = [w.value for w in at.warning]
+    said = [shown_text(w.value) for w in at.warning]
     assert len(said) == 1 and bad in said[0] and name in said[0], said
     assert name not in at.query_params  # the address now holds what is shown: the default, left out
     assert len(figure(at, "Attention weights of all 4 heads (rows: queries, columns: keys)")["data"]) == 4
@@ -124,7 +124,7 @@ def test_a_kv_head_count_the_link_heads_cannot_have_is_named():
     at = open_link(n_head="6", n_kv_head="4")
     assert widget(at, "slider", "n_head").value == 6
     assert widget(at, "selectbox", "n_kv_head").value == 0  # MHA: 4 does not divide 6
-    assert any("'4'" in w.value and "n_kv_head" in w.value for w in at.warning)
+    assert any("'4'" in shown_text(w.value) and "n_kv_head" in shown_text(w.value) for w in at.warning)
     assert "n_kv_head" not in at.query_params
 
 

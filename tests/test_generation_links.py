@@ -8,7 +8,7 @@ from streamlit.testing.v1 import AppTest
 from explorer.i18n import render, t
 from explorer.labs.generation import DEFAULT_PROMPT, GenerationSettings
 from explorer.safe_text import escape_markdown
-from tests.conftest import ROOT
+from tests.conftest import ROOT, shown_text
 
 KEY = "generation.{}".format
 PAGE = "labs/generation.py"
@@ -76,7 +76,7 @@ def test_a_moved_control_writes_the_address_and_the_default_leaves_it():
 def test_bad_values_in_a_link_are_named_and_replaced_by_the_defaults():
     at = _page(top_k="999", temperature="warm", model="gpt-5", max_new_tokens="12")
     defaults = GenerationSettings()
-    warnings = " ".join(w.value for w in at.warning)
+    warnings = " ".join(shown_text(w.value) for w in at.warning)
     for name, value in (("top_k", "999"), ("temperature", "warm"), ("model", "gpt-5")):
         assert f"“{name}”" in warnings and repr(value) in warnings
     assert at.slider(key=KEY("top_k")).value == defaults.top_k

@@ -7,7 +7,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from explorer.i18n import t
-from tests.conftest import ROOT
+from tests.conftest import ROOT, shown_text
 
 # The page of a lab in miniature: n_kv_head's choices are the divisors of n_head, as in the attention lab.
 PAGE = """
@@ -62,7 +62,7 @@ def test_a_bad_value_in_a_link_is_named_and_replaced_by_the_default(name, bad):
     view = dict(zip(("n_head", "n_kv_head", "mask", "rope"), _view(at)))
     default = {"n_head": 4, "mask": "causal", "rope": False}[name]
     assert view[name] == default and view["n_kv_head"] == 2, "the good values of the link are kept"
-    warnings = [w.value for w in at.warning]
+    warnings = [shown_text(w.value) for w in at.warning]
     assert len(warnings) == 1 and name in warnings[0] and bad in warnings[0], warnings
     assert name not in at.query_params and at.query_params["n_kv_head"] == "2"
 
@@ -72,8 +72,8 @@ def test_a_bad_value_is_named_in_the_students_language():
                              default_timeout=30)
     at.query_params["n_head"] = "99"
     at.run()
-    assert at.warning[0].value.startswith(t("zh", "url.bad_value", name="n_head", value="99", default=4)[:6])
-    assert "n_head" in at.warning[0].value and "默认" in at.warning[0].value
+    assert shown_text(at.warning[0].value).startswith(t("zh", "url.bad_value", name="n_head", value="99", default=4)[:6])
+    assert "n_head" in shown_text(at.warning[0].value) and "默认" in shown_text(at.warning[0].value)
 
 
 def test_a_moved_widget_writes_the_address_and_a_default_value_leaves_it():
@@ -125,7 +125,7 @@ def test_a_dependent_control_is_kept_valid_when_its_choices_change():
 def test_an_impossible_pair_in_a_link_is_named():
     at = _page(n_head="6", n_kv_head="4")
     assert _view(at)[:2] == (6, 6)
-    warnings = [w.value for w in at.warning]
+    warnings = [shown_text(w.value) for w in at.warning]
     assert len(warnings) == 1 and "n_kv_head" in warnings[0] and "4" in warnings[0], warnings
     at.slider(key="demo.n_head").set_value(8).run()
     assert not at.warning, "the warning is about the link, not every later run"
@@ -203,7 +203,7 @@ def test_a_bad_language_in_a_link_is_named_and_the_browsers_is_used():
     at.query_params["lang"] = "fr"
     at.run()
     assert at.sidebar.radio(key="app.lang").value == "en"
-    assert any("lang" in w.value and "fr" in w.value for w in at.warning), [w.value for w in at.warning]
+    assert any("lang" in shown_text(w.value) and "fr" in shown_text(w.value) for w in at.warning), [shown_text(w.value) for w in at.warning]
     assert at.query_params["lang"] == "en"
 
 
@@ -285,3 +285,13 @@ def test_back_to_an_earlier_address_of_the_same_lab_shows_that_view():
     at.query_params["n_head"] = "8"  # the entry before the mask was changed
     at.run()
     assert _view(at)[:3] == (8, 4, "causal")
+
+
+def test_a_links_value_is_quoted_as_text_not_drawn_as_markdown():
+    # Anyone can write a link: an image or a tag in a value must reach the student as the characters it is.
+    payload = "![x](http://127.0.0.1:9/x.png)<img src=y>"
+    at = _page(n_head=payload)
+    assert _view(at)[0] == 4
+    shown = at.warning[0].value
+    assert "![x](" not in shown and "\\!\\[x\\]" in shown  # Markdown's image syntax, escaped
+    assert "\\<img" in shown and shown_text(shown).count(payload) == 1  # the tag too; the student reads it all

@@ -22,6 +22,7 @@ from typing import Any, Callable, Iterable
 import streamlit as st
 
 from ..i18n import Msg
+from ..safe_text import escape_markdown
 from .i18n import say, tr
 
 VIEWS_KEY = "_views"  # session_state: lab -> {name: text} as last written to the address
@@ -218,8 +219,9 @@ def view_link() -> str:
 
 
 def show_problems(problems: Iterable[Msg]) -> None:
+    """Each sentence about a link's value, escaped: it quotes what the link carried, which anyone can write."""
     for problem in problems:
-        st.warning(say(problem))
+        st.warning(escape_markdown(str(say(problem))))
 
 
 def link_and_reset(view: LabView) -> None:
