@@ -30,7 +30,7 @@ with pick:
 pm = get_model(name)
 cfg = pm.config
 L, H = cfg.n_layer, cfg.n_head
-show_problems(fit_to_model(name, L, H))
+fit_to_model(name, L, H)
 with write:
     text = st.text_area(tr("internals.text"), key=VIEW.key("text"), max_chars=TEXT_MAX_CHARS, height=68)
 with pick:

@@ -101,7 +101,9 @@ def test_a_bad_value_in_a_link_is_named_and_replaced(query, control, default, wo
     at = open_link(**query)
     widget = at.slider(key="internals.layer") if control == "layer" else at.selectbox(key="internals.model")
     assert widget.value == default
-    assert any(words in shown_text(w.value) for w in at.warning), [shown_text(w.value) for w in at.warning]
+    said = [shown_text(w.value) for w in at.warning]
+    assert any(words in w for w in said), said
+    assert sum(f" {query[control]} " in w or f"'{query[control]}'" in w for w in said) == 1, said  # said once
     # and said in the student's language
     at_zh = open_link(lang="zh", **query)
     said = [shown_text(w.value) for w in at_zh.warning]

@@ -63,33 +63,25 @@ VIEW = LabView("internals", [
 ])
 
 
-def fit_to_model(name: str, n_layer: int, n_head: int) -> list[Msg]:
+def fit_to_model(name: str, n_layer: int, n_head: int) -> None:
     """After the model picker, before the other widgets: every control within the chosen model (a link made for
     SmolLM2's 30 layers opened on MiniLM's 6, a switch of model), and the other model's example text replaced by
-    this one's. Returns a sentence for each value of a link for this model that the model does not have (a switch
-    of model moves the controls without a word: the student made no mistake)."""
-    from_link = st.query_params.get("model", VIEW.controls["model"].default) == name
-    before = {c: VIEW.value(c) for c in _FITTED}
-    _fit(name, n_layer, n_head)
-    return [Msg("internals.link_outside_model", name=c, value=st.query_params[c], model=name,
-                shown=VIEW.controls[c].show(VIEW.value(c)) if VIEW.value(c) is not None else "—")
-            for c in _FITTED if from_link and c in st.query_params and VIEW.value(c) != before[c]]
+    this one's. A value the link asked for that the model does not have is named (url_state.keep_valid names only
+    what came from the link: a switch of model moves the controls without a word, the student made no mistake)."""
+    def outside(control: str):
+        return lambda value, shown: Msg("internals.link_outside_model", name=control, value=value, model=name,
+                                        shown=shown)
 
-
-_FITTED = ("layer", "view_layer", "head", "view_heads", "ablated", "ablated_layer")
-
-
-def _fit(name: str, n_layer: int, n_head: int) -> None:
     others = {DEFAULT_TEXT[other] for other in DEFAULT_TEXT if other != name}
     VIEW.keep_valid("text", lambda value: value not in others, DEFAULT_TEXT[name])
-    VIEW.keep_valid("layer", lambda value: value < n_layer, n_layer - 1)
-    VIEW.keep_valid("view_layer", lambda value: value < n_layer, n_layer - 1)
-    VIEW.keep_valid("head", lambda value: value < n_head, n_head - 1)
+    VIEW.keep_valid("layer", lambda value: value < n_layer, n_layer - 1, outside("layer"))
+    VIEW.keep_valid("view_layer", lambda value: value < n_layer, n_layer - 1, outside("view_layer"))
+    VIEW.keep_valid("head", lambda value: value < n_head, n_head - 1, outside("head"))
     VIEW.keep_valid("view_heads", lambda value: all(h < n_head for h in value),
-                    [h for h in VIEW.value("view_heads") if h < n_head])
+                    [h for h in VIEW.value("view_heads") if h < n_head], outside("view_heads"))
     VIEW.keep_valid("ablated", lambda value: all(_fits(h, n_layer, n_head) for h in value),
-                    [h for h in VIEW.value("ablated") if _fits(h, n_layer, n_head)])
-    VIEW.keep_valid("ablated_layer", lambda value: value is None or value < n_layer, None)
+                    [h for h in VIEW.value("ablated") if _fits(h, n_layer, n_head)], outside("ablated"))
+    VIEW.keep_valid("ablated_layer", lambda value: value is None or value < n_layer, None, outside("ablated_layer"))
 
 
 def _fits(name: str, n_layer: int, n_head: int) -> bool:

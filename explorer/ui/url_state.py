@@ -150,15 +150,19 @@ class LabView:
             st.session_state[key] = value
         return problems
 
-    def keep_valid(self, name: str, valid: Callable[[Any], bool], fallback: Any) -> None:
+    def keep_valid(self, name: str, valid: Callable[[Any], bool], fallback: Any,
+                   why: Callable[[str, str], Msg] | None = None) -> None:
         """For a control whose choices depend on another (n_kv_head on n_head): before its widget, replace a value
-        that is no longer possible, which a widget would otherwise refuse with an exception."""
+        that is no longer possible, which a widget would otherwise refuse with an exception. A value the link set in
+        this run is named in a sentence: ``why(value, shown)`` when the lab has a better one than "cannot be used"."""
         key = self.key(name)
         if key not in st.session_state or not valid(st.session_state[key]):
             if key in st.session_state and name in st.session_state.get(LINKED_KEY, {}).get(self.lab, ()):
                 control = self.controls[name]
-                show_problems([Msg("url.bad_value", name=name, value=control.show(st.session_state[key])[:60],
-                                   default=control.show(fallback))])
+                value = control.show(st.session_state[key])[:60]
+                shown = control.show(fallback) if fallback is not None else "—"
+                show_problems([why(value, shown) if why else Msg("url.bad_value", name=name, value=value,
+                                                                   default=shown)])
             st.session_state[key] = fallback
 
     def texts(self) -> dict[str, str]:
