@@ -4,7 +4,7 @@ import streamlit as st
 from explorer import limits
 from explorer.labs import generation as lab
 from explorer.safe_text import escape_markdown
-from explorer.ui.common import chart, page_header, presenting, report_invalid
+from explorer.ui.common import chart, page_header, presenting, report_invalid, report_warning
 from explorer.ui.generation import (VIEW, decoding_controls, generation_queue, get_generator_model, lab_state,
                                     labels, model_labels, quantization_type, smollm2_note, text_markdown,
                                     wait_for_turn)
@@ -79,7 +79,7 @@ VIEW.publish()
 outcome = lab.run(pm, requested)
 with problem_slot:
     if outcome.fallback:
-        st.warning(escape_markdown(str(say(outcome.fallback))))
+        report_warning(outcome.fallback)
     if outcome.error:
         report_invalid(outcome.error)
 prompt_ok = outcome.ok

@@ -6,6 +6,7 @@ import functools
 import streamlit as st
 
 from ..device import default_device, device_label
+from ..i18n import sentence_of
 from ..safe_text import escape_markdown
 from ..viz.export import figure_csv
 from ..viz.projector import for_projector
@@ -55,8 +56,13 @@ def show_device() -> None:
 def report_invalid(err: Exception | str) -> None:
     """A ValueError from the library (or a lab outcome's error), as a sentence for the student rather than a
     traceback, in the student's language; escaped, because library sentences quote what the student typed."""
-    text = err.args[0] if isinstance(err, Exception) and err.args else err
-    st.error(escape_markdown(str(say(text))))
+    st.error(escape_markdown(str(say(sentence_of(err) if isinstance(err, BaseException) else err))))
+
+
+def report_warning(text) -> None:
+    """A sentence about what is shown instead of what was asked, in the student's language; escaped, because it
+    quotes what the student typed or a link carried."""
+    st.warning(escape_markdown(str(say(text))))
 
 
 def show_outcome(outcome) -> None:
@@ -65,4 +71,4 @@ def show_outcome(outcome) -> None:
     if outcome.error:
         report_invalid(outcome.error)
     if outcome.fallback:
-        st.warning(escape_markdown(str(say(outcome.fallback))))
+        report_warning(outcome.fallback)

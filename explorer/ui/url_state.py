@@ -22,8 +22,8 @@ from typing import Any, Callable, Iterable
 import streamlit as st
 
 from ..i18n import Msg
-from ..safe_text import escape_markdown
-from .i18n import say, tr
+from .common import report_warning
+from .i18n import tr
 
 VIEWS_KEY = "_views"  # session_state: lab -> {name: text} as last written to the address
 PENDING_KEY = "_views_pending"  # session_state: lab -> (its control names, its address texts) published this run
@@ -225,7 +225,7 @@ def view_link() -> str:
 def show_problems(problems: Iterable[Msg]) -> None:
     """Each sentence about a link's value, escaped: it quotes what the link carried, which anyone can write."""
     for problem in problems:
-        st.warning(escape_markdown(str(say(problem))))
+        report_warning(problem)
 
 
 def link_and_reset(view: LabView) -> None:
