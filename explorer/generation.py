@@ -11,10 +11,15 @@ values of past tokens are kept in an ``explorer.model.KVCache`` so each step onl
 the model; without it every step re-reads the whole text. A long text is read in chunks of
 ``limits.PREFILL_CHUNK_TOKENS`` through the cache, so explicit attention never holds (heads x T x T) scores at once.
 
+With the KV cache, runs are decoded by the shared batched engine of their model (explorer.engine): every
+session's run, any caller's thread, one forward per step for all of them; each run keeps its own cache row, random
+generator and settings, so its tokens are those it would get alone. ``Generation.place()`` says where it waits in
+the engine's line. Without the cache a run is decoded alone, in the caller's thread (see ``generate``).
+
 A run is stepped by one thread at a time (a lock), and ``close()`` may come from any thread: a script run that
 Streamlit superseded can still be inside a step when the next one starts a new run.
 
-Everything per run (KV cache, random generator, token lists) lives in the Generation, never on the model, so one
+Everything per run (KV cache row, random generator, token lists) belongs to that run, never to the model, so one
 shared model serves many concurrent generations.
 """
 from __future__ import annotations
@@ -23,6 +28,7 @@ import dataclasses
 import secrets
 import threading
 import time
+import weakref
 from dataclasses import dataclass
 from typing import Iterator, Sequence
 
@@ -32,6 +38,7 @@ import torch
 from . import limits
 from .config import ModelConfig
 from .i18n import Msg
+from .engine import Engine, Request, check_ids, engine_for, pick_token
 from .model import KVCache, RunContext, Transformer
 from .models import ModelTokenizer
 from .sampling import SamplingSettings, entropy_bits
@@ -131,7 +138,7 @@ class Generation:
 
     def __init__(self, model: Transformer, tokenizer: ModelTokenizer, prompt: Prompt, settings: SamplingSettings, *,
                  use_cache: bool, attention: bool, n_candidates: int, stop_ids: Sequence[int],
-                 prefill_chunk: int = limits.PREFILL_CHUNK_TOKENS):
+                 prefill_chunk: int = limits.PREFILL_CHUNK_TOKENS, engine: Engine | None = None):
         self.model, self.tokenizer, self.prompt = model, tokenizer, prompt
         if settings.seed is None and not settings.greedy:
             settings = dataclasses.replace(settings, seed=secrets.randbits(62))
@@ -141,9 +148,13 @@ class Generation:
         self.stop_ids = frozenset(int(i) for i in stop_ids)
         self.steps: list[Step] = []
         self.finish: str | None = None
-        self._iter = self._run()
+        self._shown: list[int] = []  # generated ids that belong in the text (not the end-of-text token)
+        self._printed = 0  # characters of that text already handed out in deltas
+        self._engine, self._request = engine, None
+        self._iter = self._run() if engine is None else self._served()
         self._lock = threading.Lock()  # held while a step is computed
         self._closed = threading.Event()
+        self._join_lock = threading.Lock()
 
     def __iter__(self) -> "Generation":
         return self
@@ -155,10 +166,30 @@ class Generation:
                 raise StopIteration
             return next(self._iter)
 
+    def place(self) -> int:
+        """0 while this run is decoding (or done, or decoded alone); n >= 1: it is n-th in the engine's line for a
+        slot. Asking joins the line, as the first step does: a page can show the place before the first token."""
+        if self._engine is None or self._closed.is_set():
+            return 0
+        return self._engine.place(self._join())
+
+    def _join(self) -> Request:
+        with self._join_lock:
+            if self._request is None:
+                self._request = Request(self.prompt.ids, self.settings, attention=self.attention,
+                                        stop_ids=self.stop_ids, prefill_chunk=self.prefill_chunk,
+                                        device=self.model.device)
+                # A run dropped without close() (a closed tab's session) leaves the engine at its next step.
+                weakref.finalize(self, self._engine.cancel, self._request)
+                self._engine.submit(self._request)
+            return self._request
+
     def close(self) -> None:
         """Stop the run: no step starts after this. Safe from any thread, even while another one is computing a
         step (that step finishes and is kept; a generator cannot be closed while it runs)."""
         self._closed.set()
+        if self._request is not None:
+            self._engine.cancel(self._request)  # its slot goes to the next in line at the engine's next step
         if self._lock.acquire(blocking=False):
             try:
                 self._iter.close()
@@ -206,8 +237,6 @@ class Generation:
         cache = KVCache(cfg.n_layer) if self.use_cache else None
         ids = torch.tensor(self.prompt.ids, dtype=torch.long, device=device)  # (T,) the whole text so far
         fresh = ids  # what the next forward has to read
-        shown: list[int] = []  # generated ids that belong in the text (not the end-of-text token)
-        printed = 0
         for index in range(self.settings.max_new_tokens):
             start = time.perf_counter()
             with torch.inference_mode():
@@ -229,43 +258,58 @@ class Generation:
             context = ids[-_LABEL_CONTEXT:].tolist()  # enough to name the character a partial token completes
             ids = torch.cat([ids, step_ids.view(1)])
             fresh = step_ids.view(1)
-
-            delta = ""
-            if token not in self.stop_ids:
-                shown.append(token)
-            text = self.tokenizer.decode(shown, skip_special_tokens=True)
-            # Byte-level tokens can end in the middle of a character: hold it back until it is complete.
-            if finish is not None or not text.endswith("\ufffd"):
-                delta, printed = text[printed:], len(text)
-
-            model_entropy = float(entropy_bits(model_probs))
-            step = Step(
-                index=index, position=position, token_id=token, label=next_token_labels(self.tokenizer, context, [token])[0],
-                delta=delta, prob=float(probs[token]), model_prob=float(model_probs[token]),
-                candidates=self._candidates(probs, model_probs, token, context), n_kept=int((probs > 0).sum()),
-                entropy=float(entropy_bits(probs)) if probs is not model_probs else model_entropy,
-                model_entropy=model_entropy,
-                seconds=seconds, tokens_read=tokens_read, attention_rows=None if attn is None else attn.numpy(),
-                finish=finish,
-            )
-            self.steps.append(step)
-            if finish is not None:
-                self.finish = finish
+            step = self._make_step(index, position, token, probs, model_probs, context, seconds, tokens_read,
+                                   None if attn is None else attn.numpy(), finish)
             yield step
             if finish is not None:
                 return
 
+    def _served(self) -> Iterator[Step]:
+        """The steps of this run as the shared engine of its model decodes them (explorer.engine)."""
+        request = self._join()
+        try:
+            for index in range(self.settings.max_new_tokens):
+                pick = self._engine.take(request)
+                if pick is None:  # closed
+                    return
+                context = (list(self.prompt.ids) + self.token_ids)[-_LABEL_CONTEXT:]
+                yield self._make_step(index, pick.position, pick.token, pick.probs, pick.model_probs, context,
+                                      pick.seconds, pick.tokens_read, pick.attention, pick.finish)
+                if pick.finish is not None:
+                    return
+        finally:  # a caller that stops iterating (or an error) leaves the engine at its next step
+            self._engine.cancel(request)
+
+    def _make_step(self, index: int, position: int, token: int, probs: torch.Tensor, model_probs: torch.Tensor,
+                   context: list[int], seconds: float, tokens_read: int, attention_rows: np.ndarray | None,
+                   finish: str | None) -> Step:
+        """The Step of one picked token (the same for a run decoded alone and one served by the engine); it is
+        recorded in ``steps``."""
+        delta = ""
+        if token not in self.stop_ids:
+            self._shown.append(token)
+        text = self.tokenizer.decode(self._shown, skip_special_tokens=True)
+        # Byte-level tokens can end in the middle of a character: hold it back until it is complete.
+        if finish is not None or not text.endswith("\ufffd"):
+            delta, self._printed = text[self._printed:], len(text)
+        model_entropy = float(entropy_bits(model_probs))
+        step = Step(
+            index=index, position=position, token_id=token,
+            label=next_token_labels(self.tokenizer, context, [token])[0],
+            delta=delta, prob=float(probs[token]), model_prob=float(model_probs[token]),
+            candidates=self._candidates(probs, model_probs, token, context), n_kept=int((probs > 0).sum()),
+            entropy=float(entropy_bits(probs)) if probs is not model_probs else model_entropy,
+            model_entropy=model_entropy,
+            seconds=seconds, tokens_read=tokens_read, attention_rows=attention_rows, finish=finish,
+        )
+        self.steps.append(step)
+        if finish is not None:
+            self.finish = finish
+        return step
+
     def _pick(self, logits: torch.Tensor, context: torch.Tensor, rng: torch.Generator | None):
-        logits = logits.float()
-        model_probs = torch.softmax(logits, dim=-1)  # (V,)
-        processed = self.settings.process(logits, context)
-        # Greedy without a penalty leaves the logits as they are: no second softmax needed.
-        probs = model_probs if processed is logits else torch.softmax(processed, dim=-1)
-        if self.settings.greedy:
-            token = processed.argmax()
-        else:
-            token = torch.multinomial(probs, 1, generator=rng)[0]
-        return token, probs.cpu(), model_probs.cpu()
+        token, probs, model_probs = pick_token(self.settings, logits, context, rng)
+        return torch.tensor(token, device=context.device), probs, model_probs
 
     def _candidates(self, probs: torch.Tensor, model_probs: torch.Tensor, chosen: int,
                     context: list[int]) -> tuple[Candidate, ...]:
@@ -374,11 +418,27 @@ def generate(
         raise ValueError(Msg("generation.prompt_check.fills_context", max_seq_len=cfg.max_seq_len))
     if not use_cache and (too_long := limits.no_cache_too_long(len(prompt), settings.max_new_tokens)):
         raise ValueError(too_long)
+    check_ids(model, prompt.ids)
     if stop_ids is None:  # a ModelTokenizer need not have an end-of-text token (ByteTokenizer has none)
         eos = getattr(tokenizer, "eos_token_id", None)
         stop_ids = [] if eos is None else [eos]
+    # Without the cache every step re-reads the whole text: the teaching comparison of what the cache saves. It
+    # stays a run of its own: in a batch its growing text would have to be padded against everyone's single new
+    # token (each step as costly as a prefill for every row), and its per-step time is the lesson, which others'
+    # rows would blur. Its cost is bounded by limits.GENERATION_MAX_TOKENS_READ.
     return Generation(model, tokenizer, prompt, settings, use_cache=use_cache, attention=attention,
-                      n_candidates=n_candidates, stop_ids=stop_ids, prefill_chunk=prefill_chunk)
+                      n_candidates=n_candidates, stop_ids=stop_ids, prefill_chunk=prefill_chunk,
+                      engine=engine_for(model) if use_cache else None)
+
+
+def solo_generation(model: Transformer, tokenizer: ModelTokenizer, prompt: str | Sequence[int] | Prompt,
+                    settings: SamplingSettings | None = None, **kwargs) -> Generation:
+    """``generate`` decoded in the calling thread, alone, with a growing KVCache: the eager loop the engine
+    replaced, kept as the reference the engine is checked and timed against (tests, bench/bench_engine.py)."""
+    run = generate(model, tokenizer, prompt, settings, **kwargs)
+    return Generation(model, tokenizer, run.prompt, run.settings, use_cache=run.use_cache,
+                      attention=run.attention, n_candidates=run.n_candidates, stop_ids=run.stop_ids,
+                      prefill_chunk=run.prefill_chunk)
 
 
 def tokens_per_second(seconds: Sequence[float]) -> float:

@@ -18,7 +18,7 @@ import torch.nn.functional as F
 
 from .attention import attention_scores, build_mask, masked_softmax, padding_allowed, weighted_values
 from .config import ModelConfig
-from .positional import alibi_bias, apply_rope, rope_cos_sin, sinusoidal
+from .positional import alibi_bias, alibi_slopes, apply_rope, rope_cos_sin, sinusoidal
 
 # Every name run_with_cache can return, with its shape. B = batch, T = sequence (queries), S = keys / source,
 # nh = n_head, nkv = n_kv_head, dh = d_head. "{i}" is a block index. An encoder-decoder has its encoder under the
@@ -29,7 +29,8 @@ from .positional import alibi_bias, apply_rope, rope_cos_sin, sinusoidal
 # a hook acts the same with or without the cache and is never applied twice to a cached position.
 HOOK_NAMES: dict[str, str] = {
     "embed.tok": "(B, T, d_model) token embeddings (times sqrt(d_model) when embed_scale)",
-    "embed.pos": "(T, d_model) positional vectors added to the embeddings (zeros for rope / alibi / none)",
+    "embed.pos": "(T, d_model) positional vectors added to the embeddings (zeros for rope / alibi / none); "
+                 "(B, T, d_model) with a SlotKVCache, whose rows sit at their own positions",
     "embed.type": "(B, T, d_model) segment embeddings (only when type_vocab_size > 0)",
     "embed.out": "(B, T, d_model) what enters block 0 (sum of the above, normalised when embed_norm)",
     "blocks.{i}.resid_pre": "(B, T, d_model) residual stream entering block i",
@@ -111,6 +112,90 @@ class KVCache:
         return sum(t.numel() * t.element_size() for t in self.k + self.v if t is not None)
 
 
+class SlotKVCache:
+    """Preallocated keys and values of several sequences at once, one row ("slot") each, every row with its own
+    length: the cache of the batched generation engine (explorer.engine).
+
+    One (slots, n_kv_head, capacity, d_head) tensor per layer and per K / V, written in place: a decoding step
+    writes one column per row instead of concatenating every layer's whole cache (KVCache.update copies the
+    cache it grows, a cost that grows with the text). Beyond a row's length its columns hold zeros or a previous
+    occupant's keys; every forward masks them (finite numbers, so a masked weight of 0 times them stays 0).
+    """
+
+    def __init__(self, cfg: ModelConfig, slots: int, capacity: int, *, dtype: torch.dtype = torch.float32,
+                 device: torch.device | str = "cpu"):
+        shape = (slots, cfg.n_kv_head, capacity, cfg.d_head)
+        self.k = [torch.zeros(shape, dtype=dtype, device=device) for _ in range(cfg.n_layer)]
+        self.v = [torch.zeros(shape, dtype=dtype, device=device) for _ in range(cfg.n_layer)]
+        self.lengths = [0] * slots  # tokens held by each row
+
+    @property
+    def slots(self) -> int:
+        return self.k[0].shape[0]
+
+    @property
+    def capacity(self) -> int:
+        return self.k[0].shape[2]
+
+    def resized(self, slots: int, capacity: int) -> "SlotKVCache":
+        """A cache of another size holding the same rows (those that fit)."""
+        _, nkv, _, dh = self.k[0].shape
+        out = SlotKVCache.__new__(SlotKVCache)
+        out.k, out.v = [], []
+        keep_rows, keep_cols = min(slots, self.slots), min(capacity, self.capacity)
+        for src, dst in ((self.k, out.k), (self.v, out.v)):
+            for t in src:
+                new = t.new_zeros((slots, nkv, capacity, dh))
+                new[:keep_rows, :, :keep_cols] = t[:keep_rows, :, :keep_cols]
+                dst.append(new)
+        out.lengths = (self.lengths + [0] * slots)[:slots]
+        return out
+
+    def move(self, src: int, dst: int) -> None:
+        """Row ``src`` becomes row ``dst`` (the engine keeps its running rows packed at the top)."""
+        n = self.lengths[src]
+        for t in self.k + self.v:
+            t[dst, :, :n] = t[src, :, :n]
+        self.lengths[dst], self.lengths[src] = n, 0
+
+    def rows(self, first: int, stop: int) -> "SlotView":
+        """What one forward reads and writes: rows first .. stop - 1, each continuing from its own length."""
+        return SlotView(self, first, stop)
+
+    def nbytes(self) -> int:
+        return sum(t.numel() * t.element_size() for t in self.k + self.v)
+
+
+class SlotView:
+    """Rows [first, stop) of a SlotKVCache for one forward: row b's new tokens sit at positions starts[b] ...,
+    and its keys are the first starts[b] + T columns; the columns after those are masked (Pass.build)."""
+
+    def __init__(self, cache: SlotKVCache, first: int, stop: int):
+        self.cache, self.first, self.stop = cache, first, stop
+        self.start_list = cache.lengths[first:stop]
+        self.starts = torch.tensor(self.start_list, dtype=torch.long, device=cache.k[0].device)  # (B,)
+
+    def update(self, layer: int, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        B, T = k.shape[0], k.shape[2]
+        keys = max(self.start_list) + T
+        if keys > self.cache.capacity:
+            raise ValueError(f"The slot cache holds {self.cache.capacity} tokens per row; {keys} needed.")
+        K, V = self.cache.k[layer][self.first:self.stop], self.cache.v[layer][self.first:self.stop]
+        if B == 1:
+            s = self.start_list[0]
+            K[0, :, s:s + T] = k[0]
+            V[0, :, s:s + T] = v[0]
+        elif T == 1:  # a decoding step: one column per row, at the row's own position
+            rows = torch.arange(B, device=k.device)
+            K[rows, :, self.starts] = k[:, :, 0]
+            V[rows, :, self.starts] = v[:, :, 0]
+        else:
+            for b, s in enumerate(self.start_list):
+                K[b, :, s:s + T] = k[b]
+                V[b, :, s:s + T] = v[b]
+        return K[:, :, :keys], V[:, :, :keys]  # the caller moves cache.lengths on once the forward succeeded
+
+
 class RMSNorm(nn.Module):
     """x / sqrt(mean(x^2) + eps) * weight (Zhang & Sennrich 2019), computed in float32 as LLaMA does."""
 
@@ -139,10 +224,11 @@ class Pass:
     allowed: torch.Tensor | None  # (T, S) or (B, 1, T, S): True where self-attention may look; None: everywhere
     bias: torch.Tensor | None = None  # (nh, T, S) ALiBi
     rope: tuple[torch.Tensor, torch.Tensor] | None = None  # cos, sin (T, dh) of the query positions
-    kv_cache: KVCache | None = None
+    kv_cache: KVCache | SlotView | None = None
     memory: torch.Tensor | None = None  # (B, S_src, d_model) the encoder's output, for cross-attention
     memory_allowed: torch.Tensor | None = None  # (B, 1, 1, S_src): False on source padding
     token_type_ids: torch.Tensor | None = None  # (B, T) segments
+    positions: torch.Tensor | None = None  # (B, T) per-row positions (a SlotView); None: start .. start + T - 1
 
     @classmethod
     def build(cls, cfg: ModelConfig, tokens: torch.Tensor, ctx: RunContext | None, *, mask: str,
@@ -151,6 +237,10 @@ class Pass:
               token_type_ids: torch.Tensor | None = None) -> Pass:
         """The pass of ``tokens`` (B, T) under ``mask``; attention_mask / memory_mask are 1 for real tokens and 0
         for padding, over the keys (cached ones included) / the source."""
+        if isinstance(kv_cache, SlotView):
+            if attention_mask is not None or memory is not None or token_type_ids is not None:
+                raise ValueError("A slot cache serves a decoder's generation: no padding mask, source or segments.")
+            return cls._build_rows(cfg, tokens, ctx, mask, kv_cache)
         T, device = tokens.shape[1], tokens.device
         start = 0 if kv_cache is None else kv_cache.length
         S = start + T  # the keys: cached tokens, then these
@@ -170,6 +260,42 @@ class Pass:
             rope = rope_cos_sin(torch.arange(start, S, device=device), cfg.d_head, cfg.rope_theta)
         return cls(ctx, start, allowed, bias, rope, kv_cache, memory,
                    None if memory_mask is None else padding_allowed(memory_mask), token_type_ids)
+
+    @classmethod
+    def _build_rows(cls, cfg: ModelConfig, tokens: torch.Tensor, ctx: RunContext | None, mask: str,
+                    view: SlotView) -> Pass:
+        """The pass of rows that each continue their own sequence: row b's queries sit at positions
+        starts[b] .. starts[b] + T - 1 and see its own first starts[b] + T keys, under ``mask``; the columns
+        beyond are another row's length (padding) and are masked. Positions, masks and biases are the ones a
+        row would get alone, element by element."""
+        T, device = tokens.shape[1], tokens.device
+        S = max(view.start_list) + T
+        if S > cfg.max_seq_len:
+            raise ValueError(f"The sequence ({S} tokens) is longer than this model's context (max_seq_len = "
+                             f"{cfg.max_seq_len}); shorten the text.")
+        positions = view.starts[:, None] + torch.arange(T, device=device)  # (B, T)
+        i = positions[:, :, None]  # (B, T, 1) the query's absolute position
+        j = torch.arange(S, device=device)[None, None, :]  # (1, 1, S) the key's
+        own = j < (view.starts[:, None, None] + T)  # the row's own keys, not padding
+        if mask == "causal" and T == 1 and len(set(view.start_list)) == 1:
+            allowed = None  # rows of one length, one new token each: every key is the row's own and visible
+        elif mask == "causal":
+            allowed = j <= i
+        elif mask == "sliding_window":
+            allowed = (j <= i) & (j > i - cfg.window)
+        elif mask == "prefix":
+            allowed = ((j <= i) | (j < cfg.prefix_len)) & own
+        else:  # bidirectional
+            allowed = own
+        bias = rope = None
+        if cfg.positional == "alibi":
+            dist = (i - j).abs() if mask == "bidirectional" else (i - j).clamp(min=0)  # (B, T, S)
+            slopes = alibi_slopes(cfg.n_head).to(device)[None, :, None, None]
+            bias = -slopes * dist[:, None].float()  # (B, nh, T, S)
+        elif cfg.positional == "rope":
+            cos, sin = rope_cos_sin(positions.reshape(-1), cfg.d_head, cfg.rope_theta)  # (B*T, dh)
+            rope = cos.view(-1, 1, T, cfg.d_head), sin.view(-1, 1, T, cfg.d_head)  # (B, 1, T, dh) over heads
+        return cls(ctx, 0, None if allowed is None else allowed[:, None], bias, rope, view, positions=positions)
 
     def hook(self, name: str, x: torch.Tensor) -> torch.Tensor:
         return x if self.ctx is None else self.ctx(name, x)
@@ -290,7 +416,7 @@ class Embedding(nn.Module):
         if cfg.embed_scale:
             x = x * math.sqrt(cfg.d_model)
         x = p.hook(f"{name}.tok", x)
-        positions = torch.arange(p.start, p.start + T, device=tokens.device)
+        positions = torch.arange(p.start, p.start + T, device=tokens.device) if p.positions is None else p.positions
         if cfg.positional == "learned":
             pe = self.pos(positions)  # (T, d)
         elif cfg.positional == "sinusoidal":

@@ -1,0 +1,165 @@
+"""The batched generation engine (explorer.engine) on SmolLM2-135M, in three measurements, bounded in time:
+
+(a) 8 threads calling ``explorer.generation.generate`` at once against the same 8 one after another: identical
+    token ids asserted, and the ratio of the total times printed (goal: concurrent <= 1/3 of sequential);
+(b) one stream alone: tokens/s of the engine against the pre-engine eager loop (``solo_generation``: a growing
+    KVCache, decoded in the caller's thread), same prompt, same process, greedy tokens asserted identical;
+(c) total tokens/s with 1, 4, 8 and 16 requests decoded together (the engine's cap lifted to 16).
+
+The machine may be shared: every number is printed with the ratio it is meant for, measured back to back.
+torch runs with the app's thread count (EXPLORER_TORCH_THREADS, default 1: the other core is the pages').
+
+    .venv/bin/python bench/bench_engine.py [--tokens 32] [--part a,b,c]
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+import torch  # noqa: E402
+
+from explorer.device import app_threads  # noqa: E402
+from explorer.engine import engine_for, engine_stats  # noqa: E402
+from explorer.generation import generate, solo_generation  # noqa: E402
+from explorer.models.pretrained import load_model  # noqa: E402
+from explorer.sampling import SamplingSettings  # noqa: E402
+
+PROMPTS = [
+    "The history of the Great Wall of China begins",
+    "Photosynthesis is the process by which",
+    "Once upon a time, in a small village by the sea,",
+    "The three laws of motion are",
+    "def fibonacci(n):",
+    "In 1969, the first humans",
+    "A good breakfast includes",
+    "The capital of Japan is Tokyo, and the capital of France is",
+]
+
+
+def settings_for(i: int, tokens: int) -> SamplingSettings:
+    # Half greedy, half seeded sampling: both must come out the same, alone or together.
+    return SamplingSettings(greedy=i % 2 == 0, temperature=0.8, top_k=50, max_new_tokens=tokens, seed=i)
+
+
+def one(pm, i: int, tokens: int) -> list[int]:
+    run = generate(pm.model, pm.tokenizer, PROMPTS[i % len(PROMPTS)], settings_for(i, tokens), stop_ids=[])
+    return [s.token_id for s in run]
+
+
+def part_a(pm, tokens: int) -> None:
+    n = 8
+    start = time.perf_counter()
+    sequential = [one(pm, i, tokens) for i in range(n)]
+    t_seq = time.perf_counter() - start
+    together: list = [None] * n
+    barrier = threading.Barrier(n + 1)
+
+    def worker(i: int) -> None:
+        barrier.wait()
+        together[i] = one(pm, i, tokens)
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    barrier.wait()
+    start = time.perf_counter()
+    for t in threads:
+        t.join()
+    t_conc = time.perf_counter() - start
+    same = sum(a == b for a, b in zip(sequential, together))
+    print(f"(a) {n} x {tokens} tokens: one after another {t_seq:.2f} s, all at once {t_conc:.2f} s, "
+          f"ratio {t_conc / t_seq:.3f} (goal <= 0.333); identical outputs {same}/{n}")
+    assert same == n, "outputs differ between sequential and concurrent runs"
+
+
+def stream_rate(run) -> tuple[float, list[int]]:
+    """Steady tokens/s of one stream, by the wall clock: from its first token to its last."""
+    ids, times = [], []
+    for step in run:
+        ids.append(step.token_id)
+        times.append(time.perf_counter())
+    return (len(ids) - 1) / (times[-1] - times[0]), ids
+
+
+def part_b(pm, tokens: int, rounds: int = 3) -> None:
+    s = SamplingSettings(greedy=True, max_new_tokens=tokens * 2)
+    # A short prompt, and one near the lab's prompt cap: the eager loop's KVCache concatenates every layer's
+    # whole cache at every step, the engine's slot cache writes one column in place.
+    long_prompt = pm.tokenizer.decode(pm.tokenizer.encode(" ".join(PROMPTS) * 12)[:400])
+    for name, prompt in (("short prompt", PROMPTS[0]), ("400-token prompt", long_prompt)):
+        engine, eager = [], []
+        for _ in range(rounds):  # alternated, so a neighbour's load hits both alike
+            rate, ids_e = stream_rate(generate(pm.model, pm.tokenizer, prompt, s, stop_ids=[]))
+            engine.append(rate)
+            rate, ids_s = stream_rate(solo_generation(pm.model, pm.tokenizer, prompt, s, stop_ids=[]))
+            eager.append(rate)
+            assert ids_e == ids_s, "greedy tokens differ between the engine and the eager loop"
+        e, s_ = max(engine), max(eager)
+        print(f"(b) one stream, {name}, {tokens * 2} tokens: engine {e:.1f} tokens/s, eager loop {s_:.1f} "
+              f"tokens/s, ratio {e / s_:.2f} (best of {rounds}); greedy tokens identical")
+
+
+def part_c(pm, tokens: int) -> None:
+    engine = engine_for(pm.model)
+    old = engine.max_batch
+    engine.max_batch = 16
+    try:
+        base = None
+        for b in (1, 4, 8, 16):
+            runs = [generate(pm.model, pm.tokenizer, PROMPTS[i % len(PROMPTS)], settings_for(i, tokens),
+                             stop_ids=[]) for i in range(b)]
+            for r in runs:
+                r.place()  # all join before the clock starts
+            before = engine_stats(pm.model)["tokens_total"]
+            start = time.perf_counter()
+            done = [None] * b
+
+            def drain(i: int) -> None:
+                done[i] = list(runs[i])
+
+            threads = [threading.Thread(target=drain, args=(i,)) for i in range(b)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+            wall = time.perf_counter() - start
+            total = engine_stats(pm.model)["tokens_total"] - before
+            rate = total / wall
+            base = base or rate
+            print(f"(c) batch {b:2d}: {rate:6.1f} tokens/s in total, {rate / b:5.1f} per stream, "
+                  f"x{rate / base:.2f} of batch 1 (prefill of {b} prompts included)")
+    finally:
+        engine.max_batch = old
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--tokens", type=int, default=32)
+    ap.add_argument("--part", default="a,b,c")
+    args = ap.parse_args()
+    torch.set_num_threads(app_threads())
+    pm = load_model("smollm2-135m", device="cpu")
+    print(f"SmolLM2-135M on {os.cpu_count()} CPUs, torch threads {torch.get_num_threads()}, "
+          f"engine cap {engine_for(pm.model).max_batch}")
+    one(pm, 0, 2)  # warm-up
+    parts = set(args.part.split(","))
+    if "b" in parts:
+        part_b(pm, args.tokens)
+    if "a" in parts:
+        part_a(pm, args.tokens)
+    if "c" in parts:
+        part_c(pm, args.tokens)
+    print("engine stats:", engine_stats(pm.model))
+
+
+if __name__ == "__main__":
+    main()
