@@ -5,11 +5,13 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 PORT ?= 8501
+REPLICAS ?= 2
+CLASS_PORT ?= 8500
 
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: install browser run test bench clean
+.PHONY: install browser run test bench clean serve-class
 
 $(STAMP): requirements.txt requirements-models.txt
 	$(PYTHON) -m venv $(VENV)
@@ -20,13 +22,20 @@ $(STAMP): requirements.txt requirements-models.txt
 
 install: $(STAMP)
 
-# Debian's Chromium for the real-browser tests (playwright cannot download its own browser here).
+# Debian's Chromium for the real-browser tests (playwright cannot download its own browser here), and HAProxy for
+# the replicated set-up's test (tests/browser/test_replicas_browser.py).
 browser:
-	@command -v chromium >/dev/null 2>&1 || { $(SUDO) apt-get update -q && \
-		$(SUDO) apt-get install -y -q chromium fonts-noto-cjk; }
+	@command -v chromium >/dev/null 2>&1 && command -v haproxy >/dev/null 2>&1 || { $(SUDO) apt-get update -q && \
+		$(SUDO) apt-get install -y -q chromium fonts-noto-cjk haproxy; }
 
 run: install
 	$(VENV)/bin/streamlit run app.py --server.port $(PORT)
+
+# A class past one process: REPLICAS Streamlit processes behind HAProxy on CLASS_PORT (all interfaces), sticky by
+# cookie, with one generation engine shared by all of them (README "Serving a class"). Ctrl-C stops all.
+serve-class: install
+	@command -v haproxy >/dev/null 2>&1 || { $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q haproxy; }
+	$(PY) -m explorer.serving.cluster --replicas $(REPLICAS) --port $(CLASS_PORT)
 
 test: install browser
 	$(PY) -m pytest
