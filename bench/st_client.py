@@ -176,6 +176,7 @@ class Run:
     bytes: int = 0
     deltas: int = 0  # delta messages (elements and blocks), references to cached ones included
     first_delta: float | None = None
+    blocks: dict[tuple[int, ...], Any] = field(default_factory=dict)  # containers drawn (Block protos) by path
 
     @property
     def ok(self) -> bool:
@@ -186,6 +187,10 @@ class Run:
 
     def contains(self, text: str) -> bool:
         return any(text in e.text() for e in self.elements.values())
+
+    def texts_in(self, key: str) -> list[str]:
+        """The texts this run drew inside the container made with ``key=key`` (st.container(key=...)), in order."""
+        return texts_in(self.blocks, self.elements, key)
 
 
 class Session:
@@ -399,6 +404,8 @@ class Session:
                     state = w.default_state()
                     if state is not None:
                         self.widget_states[w.id] = state
+            elif delta.WhichOneof("type") == "add_block":
+                run.blocks[tuple(msg.metadata.delta_path)] = delta.add_block
         elif kind == "session_event" and run is not None:
             if msg.session_event.HasField("script_compilation_exception"):
                 exc = msg.session_event.script_compilation_exception
@@ -421,6 +428,13 @@ class Session:
             self.widget_states = {k: v for k, v in self.widget_states.items() if k in shown}
         self._cache = {h: (m, used) for h, (m, used) in self._cache.items()
                        if self._finished_runs - used <= self._max_cache_age}
+
+
+def texts_in(blocks: dict[tuple[int, ...], Any], elements: dict[tuple[int, ...], Element], key: str) -> list[str]:
+    """The texts of ``elements`` under the block whose user key is ``key`` (Streamlit ends a keyed container's id
+    with "-<key>"), in the page's order."""
+    roots = [path for path, block in blocks.items() if block.id.endswith(f"-{key}")]
+    return [elements[p].text() for p in sorted(elements) if any(p[:len(r)] == r and p != r for r in roots)]
 
 
 async def open_many(url: str, paths: list[str], timeout: float = 60.0) -> list[Session]:

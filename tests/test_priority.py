@@ -1,6 +1,5 @@
 """explorer.priority: background steps wait for interactive work, but never longer than their bound."""
 import threading
-import time
 
 import pytest
 
