@@ -33,6 +33,13 @@ INTERNALS_MAX_TOKENS = 64
 # Toy labs (attention, positional): a 32 × 32 heatmap is the largest that stays readable on a projector.
 TOY_LAB_MAX_TOKENS = 32
 
+# Tokenizer lab. Training a BPE costs, per merge, the chunks that hold the merged pair (explorer.bpe cuts chunks at 64
+# characters), so a pasted corpus is capped in characters and in merges; bench/bench_bpe.py times 唐诗 (31k characters)
+# at 200 merges. The sentence boxes only run the tokenizers, but every tokenizer's pieces are drawn as chips.
+TOKENIZER_MAX_CORPUS_CHARS = 50_000
+TOKENIZER_MAX_MERGES = 1_000
+TOKENIZER_MAX_TEXT_CHARS = 1_000
+
 
 def prompt_limits_note() -> Msg:
     """The generation lab's caps, said before anything is computed."""
