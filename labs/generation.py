@@ -6,9 +6,11 @@ from explorer.labs import generation as lab
 from explorer.safe_text import escape_markdown
 from explorer.ui.common import chart, page_header, presenting, report_invalid, report_warning
 from explorer.ui.generation import (VIEW, decoding_controls, generation_queue, get_generator_model, lab_state,
-                                    labels, model_labels, quantization_type, smollm2_note, text_markdown,
-                                    wait_for_turn)
+                                    labels, model_choices, model_labels, quantization_type, smollm2_note,
+                                    text_markdown, wait_for_engine, wait_for_turn)
 from explorer.ui.i18n import lang, say, tr
+from explorer.ui.remote_engine import remote_for
+from explorer.serving.remote import start_run as start_remote_run
 from explorer.ui.token_chips import token_chips
 from explorer.ui.url_state import link_and_reset, show_problems
 from explorer.viz.generation import (attention_over_context, candidate_bars, entropy_line, head_labels, quoted,
@@ -35,13 +37,19 @@ was_interrupted = state.interrupted()
 # token is written its choice is on the first screen of a laptop and of a projector, presenting or not.
 model_col, format_col = st.columns([3, 2], gap="medium", vertical_alignment="bottom")
 with model_col:
-    model_name = st.selectbox(tr("generation.model"), lab.MODEL_CHOICES, format_func=model_labels(),
+    models = model_choices()  # with "my trained model" once the training lab made one in this session
+    VIEW.keep_valid("model", lambda name: name in models, lab.REAL_MODEL)
+    model_name = st.selectbox(tr("generation.model"), models, format_func=model_labels(),
                               key=VIEW.key("model"))
 with format_col:
     chat = st.radio(tr("generation.format"), [True, False], horizontal=True, key=VIEW.key("chat"),
                     format_func=labels(lambda v: "generation.chat" if v else "generation.plain"),
                     help=tr("generation.format_help"))
 pm = get_generator_model(model_name)
+engine = remote_for(model_name) if model_name != lab.TRAINED_MODEL else None  # a shared engine process generates
+# instead of this one (EXPLORER_ENGINE_URL); a session's own trained model exists in this process only
+if engine is not None:  # one line across the page, above the prompt: on the first screen, as the buttons are
+    st.caption(tr("serving.remote_note"), help=tr("serving.remote_help", url=engine.base_url))
 left, right = st.columns(2, gap="medium")
 with left:
     prompt = st.text_area(tr("generation.prompt"), key=VIEW.key("prompt"), height=68,
@@ -103,7 +111,7 @@ with details:
 
 
 def new_run():
-    return lab.start_run(pm, outcome)
+    return lab.start_run(pm, outcome) if engine is None else start_remote_run(engine, pm, outcome)
 
 
 def mode_caption(run) -> str:
@@ -126,24 +134,27 @@ if state.run is not None and state.run.steps:  # before any step is computed: a 
     text_slot.markdown(text_markdown(state.run.text))
 
 if run_all and prompt_ok:
-    with generation_queue().join() as ticket:  # a few runs at a time leave the server room for every other page
-        wait_for_turn(ticket, notice, lang())
-        run = state.start(new_run(), started_with, stream=True)
-        heading.caption(mode_caption(run))
-        text_slot.markdown(text_markdown(""))
-        for step in run:
-            if step.delta:
-                text_slot.markdown(text_markdown(run.text))
-            tps = lab.summarize(run.steps).tokens_per_second
-            status.caption(tr("generation.streaming", n=step.index + 1, cap=run.settings.max_new_tokens, tps=tps))
-        state.end_stream(run)
+    run = state.start(new_run(), started_with, stream=True)
+    wait_for_engine(run, notice, lang())  # the model's engine decodes a few runs together; the rest wait in line
+    heading.caption(mode_caption(run))
+    text_slot.markdown(text_markdown(""))
+    for step in run:
+        if step.delta:
+            text_slot.markdown(text_markdown(run.text))
+        tps = lab.summarize(run.steps).tokens_per_second
+        status.caption(tr("generation.streaming", n=step.index + 1, cap=run.settings.max_new_tokens, tps=tps))
+    state.end_stream(run)
 elif one_more and prompt_ok:
     run, changed = state.run_to_step(started_with, new_run)
     if changed:
         notice.info(tr("generation.new_run"))
+    wait_for_engine(run, notice, lang())
     next(run, None)
 
 run = state.run
+if getattr(run, "error", None) is not None:  # a remote engine that could not be reached or refused the run
+    with problem_slot:
+        report_invalid(run.error)
 if run is None or not run.steps:
     text_slot.markdown(tr("generation.press_generate"))
     newest_chart.caption(tr("generation.chart_here"))
@@ -204,7 +215,10 @@ with tab_steps:
     heads = [None, *range(run.model.cfg.n_head)]
     head = st.selectbox(tr("generation.heads.label"), heads, key=f"gen_head_{run.model.cfg.n_head}",
                         format_func=head_labels(lang()))
-    chart(attention_over_context(step, run.context_labels(step), lang=lang(), head=head), key="gen_attention")
+    if step.attention_rows is None:
+        st.caption(tr("serving.no_attention"))
+    else:
+        chart(attention_over_context(step, run.context_labels(step), lang=lang(), head=head), key="gen_attention")
     st.caption(tr("generation.attention_caption"))
     st.latex(r"a = \mathrm{softmax}\!\left(\frac{q_{t}\,K_{\le t}^\top}{\sqrt{d_k}}\right)")
 
@@ -219,7 +233,9 @@ with tab_speed:
     st.latex(r"\underbrace{\textstyle\sum_{t=0}^{n-1}(n_0+t)}_{\text{KV cache}\ \times}\qquad\qquad "
              r"\underbrace{n_0 + (n-1)}_{\text{KV cache}\ \checkmark}")
     n_replay = lab.replay_length(run)
-    if len(steps) < 2:
+    if getattr(run, "remote", False):
+        st.caption(tr("serving.no_speed"))
+    elif len(steps) < 2:
         st.caption(tr("generation.speed_need_two"))
     elif st.button(tr("generation.speed_button", n=n_replay), key="gen_measure"):
         with st.spinner(tr("generation.speed_spinner")):

@@ -3,7 +3,7 @@ import streamlit as st
 
 from explorer.labs.internals import MAX_TOKENS, TEXT_MAX_CHARS, InternalsSettings
 from explorer.labs.internals_facts import head_statistics, smollm2_weights_note, smollm2_weights_short
-from explorer.labs.internals_passes import DEFAULT_COMPARE
+from explorer.labs.internals_passes import DEFAULT_COMPARE, is_decoder
 from explorer.ui.common import chart, page_header, presenting, show_outcome
 from explorer.ui.i18n import lang, say, tr
 from explorer.ui.internals import (
@@ -11,6 +11,7 @@ from explorer.ui.internals import (
     statistic_picker, summary_key,
 )
 from explorer.ui.models import get_model, model_picker
+from explorer.ui.training import TRAINED, internals_models, my_trained_model
 from explorer.ui.token_chips import token_chips
 from explorer.ui.url_state import link_and_reset, show_problems
 from explorer.viz.internals import (
@@ -26,8 +27,11 @@ with st.sidebar:
 # ---- model and text ---------------------------------------------------------------------------------------------
 pick, write = st.columns([1, 3])
 with pick:
-    name = model_picker(VIEW.key("model"))
-pm = get_model(name)
+    names = internals_models()  # with "my trained model" once the training lab made one in this session
+    VIEW.keep_valid("model", lambda n: n in names, InternalsSettings().model)
+    name = model_picker(VIEW.key("model"), names)
+pm = my_trained_model() if name == TRAINED else get_model(name)
+decoder = is_decoder(pm)
 cfg = pm.config
 L, H = cfg.n_layer, cfg.n_head
 fit_to_model(name, L, H)
@@ -38,7 +42,8 @@ with pick:
         if pm.supports_chat else False
 n_params = sum(p.numel() for p in pm.model.parameters())
 about, details = st.columns([3, 1])
-about.caption(tr(f"internals.models.caption.{name}", n_layer=L, n_head=H, n_kv_head=cfg.n_kv_head, d_model=cfg.d_model,
+about.caption(tr("training.mine.internals_caption", title=say(pm.title), params=n_params) if name == TRAINED else
+              tr(f"internals.models.caption.{name}", n_layer=L, n_head=H, n_kv_head=cfg.n_kv_head, d_model=cfg.d_model,
                  params=n_params / 1e6, weights=say(smollm2_weights_short()) if name == "smollm2-135m" else ""))
 with details.expander(tr("internals.about_models")):
     st.markdown(tr("internals.about_models_text"))
@@ -75,7 +80,7 @@ with tab_ablate:
              r"\dots, \text{head}_h)\,W^O")
     ablated = ablation_picker(L, H)
     compare = DEFAULT_COMPARE
-    if not pm.is_decoder:
+    if not decoder:
         compare = compare_box()
         st.latex(r"e = \frac{\bar h}{\lVert \bar h \rVert},\quad \bar h = \frac{1}{T}\sum_t h_t,\qquad "
                  r"\cos(e, e') = e \cdot e'")
@@ -92,7 +97,7 @@ analysis, labels, norm_facts = result.analysis, result.tokens.labels, result.nor
 with top:
     show_outcome(shown)
     if result.tokens.truncated:
-        st.warning(tr("internals.truncated_decoder" if pm.is_decoder else "internals.truncated_encoder",
+        st.warning(tr("internals.truncated_decoder" if decoder else "internals.truncated_encoder",
                       n=result.tokens.n_original, max_tokens=MAX_TOKENS, n_layer=L, n_head=H))
     st.markdown(tr("internals.tokens", chips=token_chips(labels), n=len(labels), max_tokens=MAX_TOKENS))
 
@@ -100,7 +105,7 @@ with top:
 with summary_slot:
     stats = head_statistics(analysis.patterns, result.entropy)
     chart(head_summary_figure(stats[stat], stat, analysis.patterns, labels, result.entropy, lang(),
-                              selected=(settings.layer, settings.head), causal=pm.is_decoder),
+                              selected=(settings.layer, settings.head), causal=decoder),
           summary_key(name), on_select="rerun", selection_mode="points")
 with tab_grid:
     chart(layer_heads_figure(analysis.patterns[settings.layer], labels, settings.layer, lang(),
@@ -139,7 +144,7 @@ with tab_ablate:
 
 # ---- logit lens -------------------------------------------------------------------------------------------------
 with tab_lens:
-    if not pm.is_decoder:
+    if not decoder:
         st.info(tr("internals.lens_needs_decoder"))
     else:
         st.markdown(tr("internals.lens_explained"))
@@ -150,7 +155,7 @@ with tab_lens:
 # ---- residual stream --------------------------------------------------------------------------------------------
 with tab_resid:
     st.markdown(tr("internals.resid_explained"))
-    if pm.is_decoder:
+    if decoder:
         st.latex(r"h_{l+1} = h_l + \mathrm{Attn}(\mathrm{RMSNorm}(h_l)) + "
                  r"\mathrm{FFN}(\mathrm{RMSNorm}(h_l + \mathrm{Attn}(\cdot)))")
     else:

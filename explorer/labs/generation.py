@@ -25,6 +25,7 @@ from .outcome import Outcome
 
 REAL_MODEL = "smollm2-135m"
 MODEL_CHOICES = (REAL_MODEL,) + TINY_DECODERS
+TRAINED_MODEL = "trained"  # the session's own model from the training lab (explorer.ui.training), never shared
 DEFAULT_PROMPT = "What is the capital of France?"
 REPLAY_MAX = 48  # tokens timed by the KV-cache comparison: enough to see the trend, quick enough for a class
 
@@ -61,7 +62,7 @@ class GenerationSettings:
         its tokenizer reads it (explorer.generation.prepare_prompt: not empty, within the lab's prompt tokens and
         the context, a chat template when chat is asked for) and, without the KV cache, the whole run within the
         tokens one run may read."""
-        choice(Msg("generation.name.model"), self.model, MODEL_CHOICES)
+        choice(Msg("generation.name.model"), self.model, MODEL_CHOICES + (TRAINED_MODEL,))
         choice(Msg("generation.name.chat"), self.chat, (True, False))
         choice(Msg("generation.name.use_cache"), self.use_cache, (True, False))
         text_box(Msg("generation.name.prompt"), self.prompt, limits.GENERATION_PROMPT_MAX_CHARS)

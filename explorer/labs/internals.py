@@ -33,6 +33,7 @@ DEFAULT_TEXT = {
     "smollm2-135m": "The Eiffel Tower is in the city of",
 }
 FALLBACK_TEXT = "The cat sat on the mat."
+TRAINED_MODEL = "trained"  # a session's own model from the training lab, under the name explorer.ui.training gives it
 TEXT_MAX_CHARS = 2000  # the text box's limit; the tokens read are capped at MAX_TOKENS after that
 MAX_COMPARE = 8  # each comparison sentence runs through the encoder twice per ablation
 
@@ -63,7 +64,7 @@ class InternalsSettings:
 
         Without ``model``, the settings alone. With the model the run is for, also the text as its tokenizer reads
         it (not empty, the chat format only for a chat model) and every layer and head within the model."""
-        choice("model", self.model, MODEL_NAMES)
+        choice("model", self.model, MODEL_NAMES + (TRAINED_MODEL,))
         if model is not None and model.name != self.model:
             raise ValueError(Msg("internals.error.other_model", settings=self.model, model=model.name))
         _check_text(self.text)

@@ -8,15 +8,17 @@ survives any stop and is drawn again on every rerun.
 from __future__ import annotations
 
 import threading
+import time
 from dataclasses import dataclass, field
 from typing import Callable
 
 import streamlit as st
 
 from ..admission import AdmissionQueue, Ticket
+from ..engine import engine_stats
 from ..generation import Generation
 from ..i18n import t
-from ..labs.generation import MODEL_CHOICES, REAL_MODEL, CacheComparison, GenerationSettings
+from ..labs.generation import MODEL_CHOICES, REAL_MODEL, TRAINED_MODEL, CacheComparison, GenerationSettings
 from ..limits import GENERATION_PROMPT_MAX_CHARS
 from ..models import LoadedModel
 from ..models.quantization import smollm2_weights
@@ -25,6 +27,7 @@ from ..safe_text import escape_markdown
 from ..sampling import MAX_NEW_TOKENS
 from .i18n import lang, tr
 from .models import get_model
+from .training import my_trained_model
 from .url_state import Control, LabView, flag, number, one_of, show_flag, text, whole
 
 STATE_KEY = "generation_lab"
@@ -32,8 +35,9 @@ STATE_KEY = "generation_lab"
 
 @st.cache_resource(show_spinner=False)
 def generation_queue() -> AdmissionQueue:
-    """The server's one line for streaming runs and speed replays: a few at a time, the rest wait their turn (see
-    explorer.admission for why more at once is slower for everyone)."""
+    """The server's one line for speed replays (timed runs, alone as far as possible): a few at a time, the rest
+    wait their turn (see explorer.admission). Streaming runs wait in their model's engine instead
+    (wait_for_engine)."""
     return AdmissionQueue()
 
 
@@ -49,15 +53,47 @@ def wait_for_turn(ticket: Ticket, slot, lang: str) -> None:
     slot.empty()
 
 
+def wait_for_engine(run: Generation, slot, lang: str, poll_s: float = 0.25) -> None:
+    """Join the engine's line for ``run`` and block while it waits for a slot (explorer.engine decodes a few runs
+    together, the rest wait in arrival order), telling the student their place in ``slot`` meanwhile. A stop or a
+    new click while waiting raises out of here; a run that never started then leaves the line."""
+    place_of = getattr(run, "place", None)  # a run of a remote engine waits in that engine, out of our sight
+    if place_of is None:
+        return
+    waited = False
+    try:
+        place = place_of()
+        while place > 0:
+            waited = True
+            running = engine_stats(run.model)["running"]
+            slot.info(t(lang, "engine.queue.first" if place == 1 else "engine.queue.place", place=place,
+                        running=running))
+            time.sleep(poll_s)
+            place = place_of()
+    except BaseException:
+        if not run.steps:
+            run.close()
+        raise
+    if waited:  # what the slot said before (a new run's notice) stays
+        slot.empty()
+
+
 @st.cache_resource(max_entries=len(TINY_DECODERS), show_spinner=False)
 def shared_tiny(name: str) -> TinyModel:
     return load_tiny(name)
 
 
 def get_generator_model(name: str) -> LoadedModel:
+    if name == TRAINED_MODEL and my_trained_model() is not None:
+        return my_trained_model()  # this session's own, from the training lab
     if name in TINY_DECODERS:
         return shared_tiny(name)
     return get_model(name)
+
+
+def model_choices() -> tuple[str, ...]:
+    """The shared models, and this session's trained model once it has one (explorer.ui.training)."""
+    return MODEL_CHOICES + ((TRAINED_MODEL,) if my_trained_model() is not None else ())
 
 
 DEFAULTS = GenerationSettings()
@@ -82,7 +118,7 @@ def _short(value: float) -> str:
 # Every setting of GenerationSettings, under its own name. A run in progress is not a setting: a link opens the
 # view ready to generate, never mid-run.
 VIEW = LabView("generation", [
-    Control("model", DEFAULTS.model, one_of(MODEL_CHOICES)),
+    Control("model", DEFAULTS.model, one_of(MODEL_CHOICES + (TRAINED_MODEL,))),
     Control("prompt", DEFAULTS.prompt, text(GENERATION_PROMPT_MAX_CHARS)),
     Control("chat", DEFAULTS.chat, flag, show_flag),
     Control("greedy", DEFAULTS.greedy, flag, show_flag),
@@ -109,6 +145,7 @@ def model_labels() -> Callable[[str], str]:
     untrained."""
     chosen, quant = lang(), quantization_type()
     return lambda name: (t(chosen, "generation.model_label.smollm2", quant=quant) if name == REAL_MODEL
+                         else t(chosen, "training.mine.model_label") if name == TRAINED_MODEL
                          else t(chosen, "generation.model_label.tiny", name=name))
 
 

@@ -5,18 +5,20 @@ from __future__ import annotations
 
 import streamlit as st
 
-from ..labs.internals import (DEFAULT_TEXT, MAX_TOKENS, TEXT_MAX_CHARS, InternalsResult, InternalsSettings, Steps,
-                              run)
+from ..labs.internals import (DEFAULT_TEXT, MAX_TOKENS, TEXT_MAX_CHARS, TRAINED_MODEL, InternalsResult,
+                              InternalsSettings, Steps, run)
 from ..labs.internals_facts import HEAD_STATISTICS
 from ..labs.internals_passes import (
     Ablation, Head, Internals, LogitLens, ablate, analyze, head_name, logit_lens, parse_head_name,
 )
+from .. import priority
 from ..i18n import Msg
 from ..labs.outcome import Outcome
 from ..models import Encoded, LoadedModel
 from ..models.pretrained import MODEL_NAMES
 from .i18n import tr
 from .models import shared_model
+from .training import trained_example_text
 from .url_state import Control, LabView, flag, number, one_of, show_flag, text, whole
 
 DEFAULTS = InternalsSettings()
@@ -47,7 +49,7 @@ def _joined(values) -> str:
 # and the whole-layer ablation are controls that feed the settings). Ranges here are those of the largest model;
 # ``fit_to_model`` then keeps each within the chosen one.
 VIEW = LabView("internals", [
-    Control("model", DEFAULTS.model, one_of(MODEL_NAMES)),
+    Control("model", DEFAULTS.model, one_of(MODEL_NAMES + (TRAINED_MODEL,))),
     Control("text", DEFAULTS.text, text(TEXT_MAX_CHARS)),
     Control("chat", DEFAULTS.chat, flag, show_flag),
     Control("statistic", HEAD_STATISTICS[0], one_of(HEAD_STATISTICS)),
@@ -73,7 +75,7 @@ def fit_to_model(name: str, n_layer: int, n_head: int) -> None:
                                         shown=shown)
 
     others = {DEFAULT_TEXT[other] for other in DEFAULT_TEXT if other != name}
-    VIEW.keep_valid("text", lambda value: value not in others, DEFAULT_TEXT[name])
+    VIEW.keep_valid("text", lambda value: value not in others, DEFAULT_TEXT.get(name) or trained_example_text())
     VIEW.keep_valid("layer", lambda value: value < n_layer, n_layer - 1, outside("layer"))
     VIEW.keep_valid("view_layer", lambda value: value < n_layer, n_layer - 1, outside("view_layer"))
     VIEW.keep_valid("head", lambda value: value < n_head, n_head - 1, outside("head"))
@@ -98,19 +100,22 @@ def encode(name: str, text_: str, chat: bool) -> Encoded:
 # texts, or 7 of the longest.
 @st.cache_data(max_entries=64, max_size="64MB", ttl=3600, show_spinner=False)
 def cached_analysis(name: str, text_: str, chat: bool) -> Internals:
-    return analyze(shared_model(name), encode(name, text_, chat))
+    with priority.interactive():  # a student waits for it: the generation engine steps aside (explorer.priority)
+        return analyze(shared_model(name), encode(name, text_, chat))
 
 
 @st.cache_data(max_entries=32, ttl=3600, show_spinner=False)
 def cached_lens(name: str, text_: str, chat: bool) -> LogitLens:
-    return logit_lens(shared_model(name), cached_analysis(name, text_, chat))
+    with priority.interactive():
+        return logit_lens(shared_model(name), cached_analysis(name, text_, chat))
 
 
 @st.cache_data(max_entries=64, ttl=3600, show_spinner=False)
 def cached_ablation(name: str, text_: str, chat: bool, heads: tuple[tuple[int, int], ...],
                     compare: tuple[str, ...]) -> Ablation:
-    pm = shared_model(name)
-    return ablate(pm, encode(name, text_, chat), heads, cached_analysis(name, text_, chat), compare=compare)
+    with priority.interactive():
+        pm = shared_model(name)
+        return ablate(pm, encode(name, text_, chat), heads, cached_analysis(name, text_, chat), compare=compare)
 
 
 class CachedSteps(Steps):
@@ -128,6 +133,9 @@ class CachedSteps(Steps):
 
 
 def outcome(model: LoadedModel, settings: InternalsSettings) -> Outcome[InternalsSettings, InternalsResult]:
+    if settings.model == TRAINED_MODEL:  # one session's own model: never in a cache keyed by its name
+        with priority.interactive():
+            return run(model, settings, Steps())
     return run(model, settings, CachedSteps())
 
 

@@ -29,4 +29,5 @@ def model_picker(key: str, names: tuple[str, ...] = MODEL_NAMES) -> str:
     explorer.ui.url_state.LabView puts it there); returns its name. One line high: the lab's first chart must stay
     on the first screen."""
     return st.selectbox(tr("internals.models.label"), names, key=key,
-                        format_func=lambda n: tr(f"internals.models.short.{n}"))
+                        format_func=lambda n: tr(f"internals.models.short.{n}") if n in MODEL_NAMES
+                        else tr("training.mine.model_label"))  # a session's trained model (explorer.ui.training)

@@ -40,4 +40,6 @@ LABS: list[Lab] = [
     Lab("labs/sizing.py", ":material/calculate:", "sizing"),
     Lab("labs/internals.py", ":material/neurology:", "internals"),
     Lab("labs/generation.py", ":material/edit_note:", "generation"),
+    Lab("labs/tokenizer.py", ":material/segment:", "tokenizer"),
+    Lab("labs/training.py", ":material/model_training:", "training"),
 ]
