@@ -13,7 +13,9 @@ timestamp) to the later of
   all has changed for SETTLED_MS, so the last chart change is known to be the last).
 Prints medians and the ratio to the bare page's median; no assertions (the goal, issue 11: attention at its
 defaults under 0.4 s, at 32 tokens x 16 heads under 0.8 s). Wall times on a shared 2-core machine are noisy: read
-the ratios, and compare only numbers measured in one run.
+the ratios, and compare only numbers measured in one run. The "page cpu" column is the CPU time of the page's main
+thread per change (Chromium's ThreadTime metric, from before the change until the page settled): the browser's own
+work, which other programs on a busy machine slow down far less than they slow the wall clock.
 """
 from __future__ import annotations
 
@@ -154,10 +156,20 @@ def _changed(page, box, kind: str, forward: bool) -> None:
     page.wait_for_function(_SETTLED, timeout=PAGE_TIMEOUT_MS, polling=50)
 
 
-def measure(browser, url: str, case: Case, changes: int) -> tuple[list[float], list[float]] | str:
+Times = tuple[list[float], list[float], list[float]]  # per change: script, drawn, page main-thread CPU
+
+
+def _thread_s(cdp) -> float:
+    """CPU seconds the page's main thread has used so far."""
+    return next(m["value"] for m in cdp.send("Performance.getMetrics")["metrics"] if m["name"] == "ThreadTime")
+
+
+def measure(browser, url: str, case: Case, changes: int) -> Times | str:
     context = browser.new_context(viewport={"width": 1366, "height": 768})
     context.add_init_script(_WATCH)
     page = context.new_page()
+    cdp = context.new_cdp_session(page)
+    cdp.send("Performance.enable")
     try:
         page.goto(url + case.path)
         page.wait_for_function(_SETTLED, timeout=PAGE_TIMEOUT_MS, polling=50)
@@ -170,15 +182,17 @@ def measure(browser, url: str, case: Case, changes: int) -> tuple[list[float], l
             _change(page, box, case.kind, forward=False)
             page.wait_for_timeout(1000)
             page.wait_for_function(_SETTLED, timeout=PAGE_TIMEOUT_MS, polling=50)
-        script, drawn = [], []
+        script, drawn, cpu = [], [], []
         for i in range(changes):
+            before = _thread_s(cdp)
             _changed(page, box, case.kind, forward=i % 2 == 0)
+            cpu.append(_thread_s(cdp) - before)
             t = page.evaluate("() => window.__bn")
             script.append((t["finished"] - t["event"]) / 1000)
             drawn.append((max(t["finished"], t["chart"]) - t["event"]) / 1000)
         if page.locator('[data-testid="stException"]').count():
             return "the page shows an exception"
-        return script, drawn
+        return script, drawn, cpu
     except Exception as e:  # a lab in the middle of a change: report it, measure the rest
         return f"{type(e).__name__}: {str(e).splitlines()[0][:100]}"
     finally:
@@ -194,8 +208,8 @@ def main() -> int:
 
     chosen = [c for c in cases() if c.path == "/?" or not args.labs
               or any(c.path.startswith(f"/{lab}") for lab in args.labs.split(","))]
-    started = time.monotonic()
-    results: dict[str, tuple[list[float], list[float]] | str] = {}
+    started, loads = time.monotonic(), os.getloadavg()
+    results: dict[str, Times | str] = {}
     with serve("app.py") as app, serve("bench/_bare_page.py") as bare, sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
         try:
@@ -210,15 +224,17 @@ def main() -> int:
     base_drawn = statistics.median(base[1]) if isinstance(base, tuple) else None
     print(f"median of {args.changes} changes, Chromium {Path(CHROMIUM).name}, {os.cpu_count()} CPUs, "
           f"viewport 1366x768; ratio = drawn / bare page's drawn")
-    print(f"{'lab: control':40s} {'script s':>9s} {'drawn s':>8s} {'ratio':>6s}  {'drawn min-max':>13s}")
+    print(f"{'lab: control':40s} {'script s':>9s} {'drawn s':>8s} {'ratio':>6s}  {'drawn min-max':>13s}"
+          f" {'page cpu s':>10s}")
     for name, got in results.items():
         if isinstance(got, str):
             print(f"{name:40s} {'-':>9s} {'-':>8s} {'-':>6s}  ({got})")
             continue
-        script, drawn = statistics.median(got[0]), statistics.median(got[1])
+        script, drawn, cpu = (statistics.median(g) for g in got)
         ratio = f"{drawn / base_drawn:.1f}" if base_drawn else "-"
-        print(f"{name:40s} {script:9.3f} {drawn:8.3f} {ratio:>6s}  {min(got[1]):6.3f}-{max(got[1]):.3f}")
-    print(f"total {time.monotonic() - started:.0f} s")
+        print(f"{name:40s} {script:9.3f} {drawn:8.3f} {ratio:>6s}  {min(got[1]):6.3f}-{max(got[1]):.3f} {cpu:10.3f}")
+    print(f"total {time.monotonic() - started:.0f} s; load average {loads[0]:.1f} at the start, "
+          f"{os.getloadavg()[0]:.1f} at the end (other programs: wall times grow with it, page cpu much less)")
     return 0
 
 

@@ -230,6 +230,20 @@ def figure(at, title_start):
     return found[0]
 
 
+def show_step(at, step: str):
+    """Pick one step of the step-by-step walk with its picker, as a click does (one step is drawn at a time)."""
+    at.segmented_control(key=key("step")).set_value(step).run()
+    no_errors(at)
+    return at
+
+
+def panel(fig, title: str) -> np.ndarray:
+    """One panel of a two-panel step figure (its title is an annotation above it), as numbers."""
+    names = [a["text"] for a in fig["layout"]["annotations"]]
+    axis = ("x", "x2")[names.index(title)]
+    return decode(next(d for d in fig["data"] if d.get("xaxis", "x") == axis and d.get("name") != "masked")["z"])
+
+
 def z(fig, i=0):
     return decode(fig["data"][i]["z"])
 
@@ -254,9 +268,12 @@ def test_page_defaults(at):
     no_errors(at)
     assert not at.error and not at.warning
     assert at.text_input(key=key("sentence")).value == DEFAULT_SENTENCE
-    assert figure(at, "attention weights (head 1)")["data"][0]["x"] == default_labels()
+    assert figure(at, "X")["data"][0]["y"] == default_labels()
     assert len(figure(at, "Attention weights of all")["data"]) == 4
     assert at.latex, "formulas from the course next to the steps"
+    # one step at a time: the grid and the first step's chart, nothing else
+    assert [f["layout"]["title"]["text"] for f in figures(at)][1:] == ["X"]
+    assert at.segmented_control(key=key("step")).value == "x" and "step" not in at.query_params
     assert not at.info, "the layer's summary is a caption, so the head grid stays on the first screen"
 
 
@@ -271,16 +288,19 @@ def test_heads_slider_changes_the_grid(at):
 
 
 def test_causal_zeros_the_upper_triangle_and_none_does_not(at):
+    show_step(at, "softmax")
     weights = z(figure(at, "attention weights (head 1)"))
     assert np.all(np.triu(weights, 1) == 0)
     at.selectbox(key=key("mask")).set_value("none").run()
     weights = z(figure(at, "attention weights (head 1)"))
     assert np.all(weights > 0)
+    show_step(at, "mask")
     assert "-inf" not in json.dumps(figure(at, "M")["data"][0]["text"])
 
 
 def test_padding_window_and_prefix_controls(at):
     at.text_input(key=key("sentence")).set_value(SENTENCE).run()  # long enough for a window and a prefix of 4
+    show_step(at, "softmax")
     at.selectbox(key=key("mask")).set_value("padding").run()
     at.slider(key=key("pad_len")).set_value(3).run()
     no_errors(at)
@@ -297,11 +317,13 @@ def test_padding_window_and_prefix_controls(at):
 
 
 def test_scaling_toggle(at):
-    before = z(figure(at, "scaled scores"))
+    show_step(at, "scale")
+    before = panel(figure(at, "Q Kᵀ  →  scaled scores"), "scaled scores")
     at.toggle(key=key("scale")).set_value(False).run()
     no_errors(at)
-    after = z(figure(at, "scores"))
-    np.testing.assert_allclose(after, z(figure(at, "Q Kᵀ")), atol=1e-6)
+    pair = figure(at, "Q Kᵀ  →  scores")
+    after = panel(pair, "scores")
+    np.testing.assert_allclose(after, panel(pair, "Q Kᵀ"), atol=1e-6)
     np.testing.assert_allclose(after, before * 4, rtol=1e-4, atol=1e-4)  # d_k = 16
     assert any("Scaling is off" in m.value for m in at.markdown)
 
@@ -313,6 +335,7 @@ def test_kv_heads_zoom_seed_and_d_model(at):
     assert "head 4 · kv 2" in titles
     at.select_slider(key=key("zoom_4")).set_value(3).run()
     assert any(h.value == "Step by step, head 3" for h in at.header)
+    assert at.segmented_control(key=key("step")).value == "x", "the step stays when the zoom moves"
     x_before = z(figure(at, "X"))
     at.number_input(key=key("seed")).set_value(5).run()
     assert not np.allclose(z(figure(at, "X")), x_before)
@@ -344,6 +367,7 @@ def test_invalid_d_model_shows_an_error_and_a_fallback(at):
 
 
 def test_empty_and_too_long_sentences(at):
+    show_step(at, "softmax")
     at.text_input(key=key("sentence")).set_value("").run()
     no_errors(at)
     assert any("empty" in e.value for e in at.error)

@@ -56,7 +56,10 @@ def test_the_lab_speaks_chinese():
     assert t("zh", "attention.grid.title", n_head=4) in titles(at)
     assert t("zh", "attention.summary", kind="MHA", d_model=64, n_head=4, d_head=16, n_kv_head=4) in \
         [c.value for c in at.caption]
-    assert {"缩放后的分数", "分数 + M", "注意力权重（第 1 个头）"} <= set(titles(at))
+    assert "X" in titles(at)  # the walk's first step; the others one pick away, named in Chinese
+    assert widget(at, "segmented_control", "step").options[6] == t("zh", "attention.steps_pick.softmax")
+    widget(at, "segmented_control", "step").set_value("softmax").run()
+    assert "注意力权重（第 1 个头）" in titles(at) and at.query_params["step"] == "softmax"
     # the √d_k study is a tab of its own, run when opened (its label is the section's Chinese header)
     assert [tab.label for tab in at.tabs] == [t("zh", "attention.tabs.steps"), t("zh", "attention.sqrt_dk.header"),
                                               t("zh", "attention.params.header")]
@@ -75,7 +78,7 @@ def test_the_lab_speaks_chinese():
 
 
 def test_a_link_opens_eight_heads_with_a_sliding_window():
-    at = open_link(n_head="8", mask="sliding_window", window="3", sentence=SENTENCE)
+    at = open_link(n_head="8", mask="sliding_window", window="3", sentence=SENTENCE, step="softmax")
     assert widget(at, "slider", "n_head").value == 8
     assert widget(at, "selectbox", "mask").value == "sliding_window"
     assert widget(at, "slider", "window").value == 3
@@ -86,7 +89,7 @@ def test_a_link_opens_eight_heads_with_a_sliding_window():
     assert softmax["data"][0]["x"] == unique_labels(tokenize(SENTENCE).tokens)
     seen = (weights(softmax) > 0).sum(1)
     assert seen.max() == 3 and list(seen[:3]) == [1, 2, 3]  # itself and the two before it
-    for name, value in (("n_head", "8"), ("mask", "sliding_window"), ("sentence", SENTENCE)):
+    for name, value in (("n_head", "8"), ("mask", "sliding_window"), ("sentence", SENTENCE), ("step", "softmax")):
         assert at.query_params[name] == value, name  # the address keeps the view
     assert not {"window", "n_kv_head", "d_model"} & set(at.query_params)  # values at their default stay out
 

@@ -84,7 +84,8 @@ def test_panels_with_their_own_row_labels_hold_them_between_panels(min_width):
                      cols=3, min_width=min_width)
     xs = list(_axes(fig, "x").values())
     assert all(y["showticklabels"] for y in _axes(fig, "y").values())
-    plot_px = min_width - fig.layout.margin.l - COLORBAR_PX - fig.layout.margin.r
+    assert fig.layout.margin.r >= COLORBAR_PX  # the colour bar's room is the right margin: Plotly adds none
+    plot_px = min_width - fig.layout.margin.l - fig.layout.margin.r
     for left, right in zip(xs, xs[1:]):
         gap_px = (right["domain"][0] - left["domain"][1]) * plot_px
         assert gap_px >= widest_px(labels + other, 10)
@@ -158,3 +159,44 @@ def test_masked_cells_are_grey_without_grid_lines_in_both_themes():
 def test_text_width_estimate_is_an_upper_bound_for_cjk_and_latin():
     assert text_px("今天") == 2 * text_px("今")
     assert text_px("mmmm") >= 4 * 10 * 0.6
+
+
+@pytest.mark.parametrize("labels", [WORDS[:4], LONG[:32]])
+def test_a_pair_of_steps_keeps_both_panels_with_their_own_room(labels):
+    from explorer.viz.attention import PANEL_GAP_PX, pair_figure
+
+    n = len(labels)
+    mask = np.where(np.tril(np.ones((n, n))) > 0, 0.0, -np.inf)
+    scores = _rng(3, n, n) * 8 - 4
+    bound = shared_bound(scores)
+    left = matrix_figure(mask, labels, labels, title="M", kind="mask")
+    right = matrix_figure(scores + mask, labels, labels, title="scores + M", bound=bound)
+    pair = pair_figure(left, right, "M -> scores + M")
+    (x0, x1), (x2, x3) = pair.layout.xaxis.domain, pair.layout.xaxis2.domain
+    assert x0 == 0 and x3 == 1 and x1 < x2 and x1 - x0 == pytest.approx(x3 - x2)  # two equal panels, apart
+    plot_px = FULL_WIDTH_PX - pair.layout.margin.l - pair.layout.margin.r
+    assert (x2 - x1) * plot_px == pytest.approx(PANEL_GAP_PX)
+    assert pair.layout.yaxis2.showticklabels is False  # the rows' labels once, at the left, within the margin
+    assert pair.layout.margin.l == left.layout.margin.l
+    assert pair.layout.margin.b == max(left.layout.margin.b, right.layout.margin.b)
+    # each matrix row keeps at least the height it had in a figure of its own
+    assert _plot_height(pair) >= min(_plot_height(left), _plot_height(right))
+    assert [a.text for a in pair.layout.annotations] == ["M", "scores + M"]
+    by_axis = {d.xaxis or "x": d for d in pair.data if d.name != "masked"}
+    assert by_axis["x"].showscale is False and by_axis["x2"].showscale is not False  # one colour bar: the scores'
+    assert (by_axis["x2"].zmin, by_axis["x2"].zmax) == (-bound, bound)
+
+
+def test_projector_margins_grow_with_the_fonts_so_plotly_need_not_draw_twice():
+    from explorer.viz.projector import PROJECTOR_MIN_PX, for_projector
+
+    fig = matrix_figure(_rng(4, 8, 8), WORDS[:8], WORDS[:8], title="QK")
+    shown = for_projector(fig)
+    tick = fig.layout.yaxis.tickfont.size  # the 10 px the margins were sized for
+    growth = PROJECTOR_MIN_PX / tick
+    for side in "lb":
+        assert getattr(shown.layout.margin, side) >= growth * getattr(fig.layout.margin, side)
+    assert shown.layout.margin.r >= fig.layout.margin.r * PROJECTOR_MIN_PX / 12  # colour-bar ticks: 12 px
+    assert _plot_height(shown) == _plot_height(fig)  # the rows keep their height
+    grid = for_projector(head_grid(_rng(5, 4, 6, 6), WORDS[:6], title="grid"))
+    assert grid.layout.margin.l > head_grid(_rng(5, 4, 6, 6), WORDS[:6], title="grid").layout.margin.l

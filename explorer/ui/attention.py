@@ -10,6 +10,7 @@ from ..labs.attention import (
     D_MODEL_MAX, MASK_CHOICES, N_HEAD_MAX, PAD_MAX, SEED_MAX, AttentionLabResult, AttentionSettings, ParamRow,
     SqrtDkStudy, attention_params, run, sqrt_dk_study,
 )
+from .. import priority
 from ..labs.outcome import Outcome
 from ..models.toy_tokens import DEFAULT_SENTENCE, MAX_LAB_TOKENS, Tokens
 from ..i18n import t
@@ -21,6 +22,9 @@ SENTENCE_MAX_CHARS = 400  # the sentence box's max_chars (explorer.ui.sentence)
 # The n_kv_head box's value for plain MHA (the settings' None), whatever n_head is: MHA stays MHA when the heads
 # slider moves, and the address leaves it out, so that ?n_head=8 means eight heads with eight key/value heads.
 MHA = 0
+# The step-by-step walk's steps, in order, as the address writes them (?step=scale); their names are
+# attention.steps_pick.<step> in the catalog.
+STEPS = ("x", "qkv", "qk", "scale", "mask", "masked", "softmax", "z", "concat", "out")
 
 VIEW = LabView("attention", [
     Control("sentence", DEFAULT_SENTENCE, text(SENTENCE_MAX_CHARS)),
@@ -33,6 +37,7 @@ VIEW = LabView("attention", [
     Control("prefix_len", DEFAULTS.prefix_len, whole(0, MAX_LAB_TOKENS)),
     Control("scale", DEFAULTS.scale, flag, show_flag),
     Control("seed", DEFAULTS.seed, whole(0, SEED_MAX)),
+    Control("step", STEPS[0], one_of(STEPS)),
 ])
 
 
@@ -73,13 +78,15 @@ def sidebar_settings() -> AttentionSettings:
 # bound (issue 17: unique sentences grew the server); 32 MB still holds 128 results of a class at the defaults.
 @st.cache_data(max_entries=128, max_size="32MB", ttl=3600, show_spinner=False)
 def outcome(tokens: Tokens, settings: AttentionSettings) -> Outcome[AttentionSettings, AttentionLabResult]:
-    return run(tokens, settings)
+    with priority.interactive():  # a student waits for it: the generation engine steps aside (explorer.priority)
+        return run(tokens, settings)
 
 
 @st.cache_data(max_entries=64, show_spinner=False)
 def study(tokens: Tokens, settings: AttentionSettings) -> SqrtDkStudy:
     # n_head and scaling do not enter the study: normalise them so those sliders reuse the cached result
-    return sqrt_dk_study(tokens, dataclasses.replace(settings, n_head=1, n_kv_head=None, scale=True))
+    with priority.interactive():
+        return sqrt_dk_study(tokens, dataclasses.replace(settings, n_head=1, n_kv_head=None, scale=True))
 
 
 @st.cache_data(max_entries=64, show_spinner=False)

@@ -16,7 +16,7 @@ from ..i18n import t
 from ..labs.attention import ParamRow, Sharpness, SqrtDkStudy
 from .grid import panel_grid
 from .heatmap import heatmap, to_numpy
-from .label_room import STEP_WIDTH_PX
+from .label_room import FULL_WIDTH_PX, STEP_WIDTH_PX
 
 MAX_SHOWN_COLS = 64  # wider matrices show their first 64 columns: 512 columns are unreadable and slow to send
 
@@ -65,7 +65,53 @@ def matrix_figure(matrix, x_labels: Sequence[str] | None, y_labels: Sequence[str
                   height=_height(rows), value_format=".2f", value_name=value_name, lang=lang, **style)
     if kind == "mask":  # white cells in both themes: the dark theme's light text would vanish on them
         fig.data[0].update(showscale=False, textfont=dict(color="#31333f"))
+        fig.layout.margin.r = 10  # no colour bar to keep room for
     return fig
+
+
+PANEL_TITLE_PX = 28  # a panel's title above it, in one line at the projector's 18 px
+PANEL_GAP_PX = 24  # between the panels of a pair that share their row labels
+
+
+def pair_figure(left: go.Figure, right: go.Figure, title: str) -> go.Figure:
+    """Two step figures side by side, one figure (a step that reads against the one before it: Q Kᵀ beside
+    Q Kᵀ / √d_k, M beside the masked scores). Both keep their traces, colour scales and cell numbers; the panels
+    share the rows' labels, shown at the left, and the right panel's colour bar; the left's own bar is dropped when
+    both are drawn on the same scale. The pair is drawn at full width, so each panel has about the room a step had
+    in its column before (label_room)."""
+    lm, rm = left.layout.margin, right.layout.margin
+    plot_px = max(FULL_WIDTH_PX - lm.l - rm.r, 200)
+    gap = PANEL_GAP_PX / plot_px
+    half = (1 - gap) / 2
+    same_scale = all(getattr(left.data[0], a) == getattr(right.data[0], a) for a in ("zmin", "zmax"))
+    data = []
+    for i, fig in enumerate((left, right)):
+        for trace in fig.data:
+            trace = go.Heatmap(trace)
+            if i:
+                trace.update(xaxis="x2", yaxis="y2")
+            elif same_scale or trace.showscale is False:
+                trace.update(showscale=False)
+            data.append(trace)
+    top = 40 + PANEL_TITLE_PX
+    height = max(left.layout.height, right.layout.height) - max(lm.t, rm.t) + top
+    axes = {}
+    for i, fig in enumerate((left, right)):
+        suffix, domain = ("", [0, half]) if i == 0 else ("2", [half + gap, 1])
+        axes[f"xaxis{suffix}"] = fig.layout.xaxis.to_plotly_json() | dict(domain=domain, anchor=f"y{suffix}")
+        y = fig.layout.yaxis.to_plotly_json() | dict(anchor=f"x{suffix}")
+        if i:
+            y.update(showticklabels=False, title=dict(text=""))
+        axes[f"yaxis{suffix}"] = y
+    annotations = [dict(text=fig.layout.title.text, x=(0.5 * half if i == 0 else 1 - 0.5 * half), y=1,
+                        xref="paper", yref="paper", yanchor="bottom", showarrow=False, font=dict(size=14))
+                   for i, fig in enumerate((left, right))]
+    grey = {left.layout.plot_bgcolor, right.layout.plot_bgcolor} - {"rgba(0,0,0,0)"}
+    return go.Figure(data=data, layout=dict(
+        title=dict(text=title), height=height, annotations=annotations, **axes,
+        margin=dict(l=lm.l, r=max(rm.r, 10), t=top, b=max(lm.b, rm.b), pad=0),
+        plot_bgcolor=grey.pop() if grey else "rgba(0,0,0,0)",
+    ))
 
 
 def vectors_grid(matrices: Sequence, labels: Sequence[str], titles: Sequence[str], lang: str = "en") -> go.Figure:

@@ -8,8 +8,8 @@ from collections.abc import Sequence
 import numpy as np
 import plotly.graph_objects as go
 
-from .heatmap import HEATMAP_AXIS, background, cell_range, to_numpy, unique_labels
-from .label_room import (COLORBAR_PX, FULL_WIDTH_PX, TICK_PAD_PX, X_TICK_ANGLES, all_category_ticks, row_font_px,
+from .heatmap import COLORBAR, COLORBAR_ROOM_PX, HEATMAP_AXIS, background, cell_range, to_numpy, unique_labels
+from .label_room import (FULL_WIDTH_PX, TICK_PAD_PX, X_TICK_ANGLES, all_category_ticks, row_font_px,
                          row_px, widest_px, x_label_room_px)
 
 
@@ -35,7 +35,7 @@ def panel_grid(matrices: Sequence, x_labels: Sequence[Sequence[str]], y_labels: 
     panel_px = max(panel_height or 180, longest * row_px(longest))
     label_px = widest_px([s for y in ys for s in y], font) + TICK_PAD_PX
     left_px = label_px + 8
-    plot_px = max(min_width - left_px - COLORBAR_PX - 10, 100)  # what the panels and gaps share
+    plot_px = max(min_width - left_px - COLORBAR_ROOM_PX, 100)  # what the panels and gaps share
     gap = min((20 if shared_y else label_px + 16) / plot_px, 0.6 / (cols - 1)) if cols > 1 else 0.0
     width = (1 - gap * (cols - 1)) / cols
     title_px, below_px = 20, max(x_label_room_px(x, font) for x in xs) + 8
@@ -70,8 +70,10 @@ def panel_grid(matrices: Sequence, x_labels: Sequence[Sequence[str]], y_labels: 
                                 showarrow=False, yanchor="bottom", font=dict(size=11)))
     layout.update(
         title=dict(text=title), annotations=annotations, height=math.ceil(top_px + plot_h + 4),
-        coloraxis=dict(colorscale=colorscale, cmin=zmin, cmax=zmax, colorbar=dict(title=dict(text=value_name))),
-        margin=dict(l=math.ceil(left_px), r=10, t=top_px, b=4, pad=0),
+        coloraxis=dict(colorscale=colorscale, cmin=zmin, cmax=zmax,
+                       colorbar=dict(title=dict(text=value_name), **COLORBAR)),
+        # the colour bar's room kept, as in the shared heatmap: a push beyond the margin draws the figure twice
+        margin=dict(l=math.ceil(left_px), r=COLORBAR_ROOM_PX, t=top_px, b=4, pad=0),
         plot_bgcolor=background(np.isneginf(np.concatenate([to_numpy(m).ravel() for m in matrices]))),
     )
     return go.Figure(data=data, layout=layout)

@@ -8,7 +8,8 @@ import numpy as np
 import plotly.graph_objects as go
 
 from ..i18n import t
-from .label_room import X_TICK_ANGLES, all_category_ticks, row_font_px, row_px, x_label_room_px
+from .label_room import (TICK_PAD_PX, X_TICK_ANGLES, all_category_ticks, row_font_px, row_px,
+                         widest_px, x_label_room_px)
 
 
 def unique_labels(tokens: Sequence[str]) -> list[str]:
@@ -38,6 +39,23 @@ MASKED_COLOUR = "#6e6e6e"
 MASKED_TEXT = "−∞"
 MASKED_TEXT_COLOUR = "#ffffff"
 HEATMAP_AXIS = dict(type="category", showgrid=False, zeroline=False, showline=False)
+
+# Margins that already hold what Plotly's automargin would push them to: when a colour bar or an axis needs more
+# room than its margin, Plotly draws the whole figure a second time, and that doubled the browser's work on every
+# slider move (the attention lab's 3 x 3 score heatmap: 23 ms -> 10 ms to draw in Chromium). Automargin stays on,
+# so a label wider than the estimate (projector fonts) still gets its room, at the price of that second draw.
+# Measured in Chromium under Streamlit's theme (ticks outside, 5 px long; a 14 px title 24 px off the labels): a
+# title took 42-48 px beyond its labels, a colour bar 88-92 px.
+AXIS_TITLE_PX = 52
+COLORBAR_ROOM_PX = 100
+# The colour bar starts at the plot's edge: Plotly's default, 2 % of the plot's width beyond it, asks for a room
+# that grows with the screen.
+COLORBAR = dict(x=1.0)
+
+
+def left_room_px(labels: Sequence[str], font_px: float, titled: bool = True) -> float:
+    """The left margin that holds a category axis's tick labels (upper estimate) and, if any, its title."""
+    return widest_px(labels, font_px) + TICK_PAD_PX + (AXIS_TITLE_PX if titled else 0)
 
 
 def background(neg_inf: np.ndarray) -> str:
@@ -100,14 +118,14 @@ def heatmap(
     shown = np.where(neg_inf, np.nan, z)
     font = row_font_px(rows)
     top = 40 if title else 10
-    bottom = x_label_room_px(x, font) + 28  # the labels, then the axis title
+    bottom = x_label_room_px(x, font) + AXIS_TITLE_PX  # the labels, then the axis title
     height = max(height or max(260, 40 + 24 * rows), math.ceil(top + bottom + rows * row_px(rows)))
     overlay = masked_overlay(z, x, y, x_title=x_title, y_title=y_title, value_name=value_name,
                              lang=lang) if show_values else None
     if overlay is not None:  # Plotly writes a text in empty cells too: leave the overlay's '−∞' alone there
         text = np.where(neg_inf, "", text)
     data = [go.Heatmap(
-        z=shown, x=x, y=y, text=text, colorscale=colorscale, zmin=zmin, zmax=zmax, zmid=zmid,
+        z=shown, x=x, y=y, text=text, colorscale=colorscale, zmin=zmin, zmax=zmax, zmid=zmid, colorbar=COLORBAR,
         texttemplate="%{text}" if show_values else None,
         hovertemplate=f"{y_title}: %{{y}}<br>{x_title}: %{{x}}<br>{value_name}: %{{text}}<extra></extra>",
         hoverongaps=overlay is None,  # an empty cell reads '-inf' from this trace's text, unless the overlay does
@@ -124,6 +142,8 @@ def heatmap(
                        range=cell_range(cols), **HEATMAP_AXIS),
             yaxis=dict(title=dict(text=y_title), automargin=True, range=cell_range(rows, reversed_=True),
                        **all_category_ticks(y, font), **HEATMAP_AXIS),
-            margin=dict(l=10, r=10, t=top, b=bottom, pad=0), plot_bgcolor=background(neg_inf),
+            margin=dict(l=math.ceil(left_room_px(y, font, bool(y_title))), r=COLORBAR_ROOM_PX, t=top, b=bottom,
+                        pad=0),
+            plot_bgcolor=background(neg_inf),
         ),
     )

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import base64
+import math
 import re
 from typing import Any
 
@@ -56,11 +57,44 @@ def _colorbar(owner: dict, min_px: float) -> None:
     _at_least(owner, ("colorbar", "title", "font"), min_px)
 
 
+PLOTLY_FONT_PX = 12  # plotly's tick font when a figure sets none; Streamlit's theme draws colour-bar ticks as big
+MARGIN_SIDES = {"l": "yaxis", "b": "xaxis", "r": "colorbar"}  # whose tick labels fill each margin
+
+
+def _tick_px(layout: dict, data: list, owner: str) -> float:
+    """The smallest tick font (before raising) of what fills one margin: the x or y axes, or the colour bars."""
+    if owner == "colorbar":
+        bars = [o.get("colorbar") for o in (*data, *(layout[k] for k in layout if k.startswith("coloraxis")))]
+        sizes = [((b or {}).get("tickfont") or {}).get("size") for b in bars if b is not None]
+    else:
+        sizes = [(layout[k].get("tickfont") or {}).get("size") for k in layout if _AXIS.fullmatch(k)
+                 and k.startswith(owner[0])]
+    sizes = [s for s in sizes if isinstance(s, (int, float)) and s > 0] or [PLOTLY_FONT_PX]
+    return min(sizes)
+
+
+def _widen_margins(layout: dict, data: list, min_px: float) -> None:
+    """Margins grown in proportion to the text that fills them: the figures size their margins for 10-12 px tick
+    labels (heatmap.py, grid.py), and at 18 px those overflowed, so Plotly's automargin drew every such chart a
+    second time to make room (tests/browser/test_attention_browser.py)."""
+    margin = layout.get("margin")
+    if not isinstance(margin, dict):
+        return
+    for side, owner in MARGIN_SIDES.items():
+        if isinstance(margin.get(side), (int, float)):
+            grown = math.ceil(margin[side] * max(1.0, min_px / _tick_px(layout, data, owner)))
+            # the plot keeps its height: a figure sized to give each row a line of its own still does
+            if side == "b" and isinstance(layout.get("height"), (int, float)):
+                layout["height"] += grown - margin[side]
+            margin[side] = grown
+
+
 def for_projector(fig: go.Figure, min_px: float = PROJECTOR_MIN_PX) -> go.Figure:
     """A copy of ``fig`` whose text (titles, axes, ticks, legends, colour bars, annotations, cell texts, hover) is
     at least ``min_px``; text left to plotly's default gets the default raised to ``min_px`` too."""
     spec = fig.to_plotly_json()
     layout = spec.setdefault("layout", {})
+    _widen_margins(layout, spec.get("data", []), min_px)  # before the fonts are raised: it reads their old sizes
     font = layout.setdefault("font", {})
     font["size"] = max(font.get("size") or 12, min_px)  # plotly's default is 12 px
     # Three defaults that do not follow the layout's font: hover labels (13 px), bar labels inside a bar (shrunk

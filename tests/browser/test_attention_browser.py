@@ -60,3 +60,45 @@ def test_flipping_the_encoding(page, app_url):
     page.keyboard.type("Sinusoidal")
     rerun(page, lambda: page.keyboard.press("Enter"), again_if_lost=True)
     expect(page.get_by_text(re.compile("With Sinusoidal the patterns differ"))).to_be_visible()
+
+
+# A chart whose colour bar or axis labels need more room than its margins is drawn twice by Plotly (automargin),
+# which doubled the browser's work on every slider move (bench/bench_browser_latency.py). Plotly's own record:
+# _size is the margin it ended up with, margin what the figure asked for.
+REDRAWN_JS = """() => [...document.querySelectorAll('.js-plotly-plot')].flatMap(d => {
+  const fl = d._fullLayout, m = fl.margin, z = fl._size;
+  return ['l', 'r', 't', 'b'].filter(s => Math.abs(z[s] - m[s]) > 1)
+    .map(s => `${fl.title.text.replace(/<[^>]*>/g, '')}: ${s} ${Math.round(m[s])} -> ${z[s]}`);
+})"""
+
+
+ZH_WINDOW = ("lang=zh&n_head=8&mask=sliding_window&window=3&sentence="
+             "%E6%88%91%E7%88%B1%E8%87%AA%E7%84%B6%E8%AF%AD%E8%A8%80%E5%A4%84%E7%90%86")
+# The step chart on the page (the second chart: the head grid is the first), by its title without markup.
+STEP_CHART_JS = """() => { const d = document.querySelectorAll('.js-plotly-plot')[1];
+  return d && d._fullLayout ? d._fullLayout.title.text.replace(/<[^>]*>/g, '') : null; }"""
+
+
+@pytest.mark.parametrize("query", ["lang=en", ZH_WINDOW, "lang=en&present=1", f"{ZH_WINDOW}&present=1"],
+                         ids=["en", "zh-window", "en-presenter", "zh-window-presenter"])
+def test_no_chart_is_drawn_twice_to_make_room(page, app_url, query):
+    """Every step of the walk (▶ from the first to the last), with presenter mode's 18 px text too."""
+    from explorer.i18n import t
+    from explorer.ui.attention import STEPS
+
+    page.goto(f"{app_url}/attention?{query}")
+    wait_for_app(page)
+    drawn_twice, seen = [], []
+    forth = page.get_by_role("button", name="▶")
+    for i, step in enumerate(STEPS):
+        if i:
+            rerun(page, forth.click)
+        picked = page.locator(f".st-key-attention-step button[aria-checked='true'], "
+                              f".st-key-attention-step [aria-pressed='true']")
+        expect(picked.first).to_have_text(t("zh" if "zh" in query else "en", f"attention.steps_pick.{step}"))
+        page.wait_for_function("() => document.querySelectorAll('.js-plotly-plot').length >= 2", timeout=60_000)
+        wait_for_app(page)
+        seen.append(page.evaluate(STEP_CHART_JS))
+        drawn_twice += page.evaluate(REDRAWN_JS)
+    assert len(seen) == len(STEPS) and None not in seen, seen
+    assert drawn_twice == []
