@@ -7,8 +7,11 @@ background thread that, step after step:
 
 1. lets interactive page work go first (``explorer.priority.yield_to_interactive``);
 2. drops the requests that finished or were closed, and admits waiting ones in arrival order up to the cap;
-3. reads one prefill chunk (``limits.PREFILL_CHUNK_TOKENS`` tokens) of a request that joined, so a long prompt
-   delays the others by one chunk at a time, never by the whole prompt;
+3. reads the prompts of the requests that joined, as vLLM's chunked prefill does: as many prompts (or chunks of a
+   long one, ``limits.PREFILL_CHUNK_TOKENS`` tokens each) as fit a budget of ``PREFILL_BUDGET_TOKENS`` tokens
+   per step, earliest arrival first, laid end to end in ONE forward (``explorer.model.SlotPack``: each
+   segment sees only its own row's keys, no padding). A class pressing Generate at once is read in a few steps,
+   and a long prompt still delays the others by one chunk at a time, never by the whole prompt;
 4. runs the newest token of every running request through the model in one forward (per-row positions and
    masks, see ``explorer.model.Pass``), and picks each request's next token with its own sampling settings and
    its own seeded ``torch.Generator``.
@@ -41,11 +44,19 @@ from .model import RunContext, SlotKVCache, Transformer
 from .sampling import SamplingSettings
 
 MAX_BATCH_ENV = "EXPLORER_MAX_BATCH"
-# Measured with bench/bench_engine.py (c) on the shared 2-core dev machine, SmolLM2, one torch thread: total tokens/s
-# x2.1-2.8 of batch 1 at 4 rows, x2.8-3.5 at 8, x1.6-3.1 at 16 (two runs). Past 8 the total hardly grows, or falls
-# once the 16 rows' attention and picks outweigh the shared weight reads, while every student's own stream slows
-# down; 8 takes most of the gain and keeps each stream the fastest.
-DEFAULT_MAX_BATCH = 8
+# Measured with bench/bench_engine.py (c) on the shared 2-core dev machine, SmolLM2, one torch thread, 32 tokens each,
+# two runs back to back: total tokens/s 42.3 / 58.5 at 8 rows, 70.5 / 82.1 at 16, 98.6 / 99.9 at 32 (x3.2-3.3,
+# x4.5-5.5, x5.5-7.6 of one stream alone). The total still grows past 16, each stream slows (7 -> 3 tokens/s), and
+# (d) shows what a cap below the class costs: 30 students at once wait for whole runs ahead of them, first token
+# p95 11 s at a cap of 16 against under 3 s at 32. 32 lets a class of 30 start at once.
+# Its slot cache is up to 32 rows x (prompt + new tokens) x 46 KB a token for SmolLM2 (1.1 GB at the 512 + 256 caps).
+DEFAULT_MAX_BATCH = 32
+# Prompt tokens read per step, all joining requests together (two of limits.PREFILL_CHUNK_TOKENS: a long prompt's
+# chunk and others beside it). bench/bench_engine.py (d), 30 students with 9-37-token prompts at once, cap 32, one
+# torch thread, shared 2-core machine: first token p95 3.31 / 2.92 / 2.87 s at a budget of 128 / 256 / 512 (p50
+# 1.95 / 2.24 / 2.31 s); a larger budget lets the running rows wait longer for their next token while prompts are
+# read, for no gain past 256.
+PREFILL_BUDGET_TOKENS = 2 * limits.PREFILL_CHUNK_TOKENS
 BUFFER = 4  # picks decoded ahead of a caller that does not read: a Stop wastes at most this many steps
 PARK_AFTER_S = 2.0  # a full buffer unread this long gives its slot to a waiting request
 IDLE_EXIT_S = 30.0  # the thread ends after this long without work (the next request starts a new one)
@@ -136,19 +147,24 @@ class _PatternRows(RunContext):
     """Keeps, of every layer's attention pattern, the last query's row of the batch rows that asked for it, as a
     float16 copy (a view would keep the whole (B, n_head, T, S) pattern alive until the step ends)."""
 
-    def __init__(self, rows: list[int]):
+    def __init__(self, rows: list[int], queries: list[int] | None = None, first_keys: list[int] | None = None):
         super().__init__()
         self.index = torch.tensor(rows, dtype=torch.long)
+        # A pack holds several requests in one batch row: each one's last query and the column its keys start at.
+        self.queries = None if queries is None else torch.tensor(queries, dtype=torch.long)
+        self.first_keys = first_keys or [0] * len(rows)
         self.rows: list[torch.Tensor] = []
 
     def __call__(self, name: str, x: torch.Tensor) -> torch.Tensor:
         if name.endswith(".attn.pattern"):
-            self.rows.append(x[self.index, :, -1, :].to("cpu", torch.float16, copy=True))  # (R, n_head, S)
+            picked = x[self.index, :, -1, :] if self.queries is None else x[self.index, :, self.queries, :]
+            self.rows.append(picked.to("cpu", torch.float16, copy=True))  # (R, n_head, S)
         return x
 
     def of(self, i: int, length: int) -> np.ndarray:
-        """Row i's (n_layer, n_head, length) attention (its own keys, no padding)."""
-        return torch.stack([layer[i, :, :length] for layer in self.rows]).numpy()
+        """Request i's (n_layer, n_head, length) attention (its own keys, no padding)."""
+        first = self.first_keys[i]
+        return torch.stack([layer[i, :, first:first + length] for layer in self.rows]).numpy()
 
 
 class Engine:
@@ -156,18 +172,21 @@ class Engine:
     first request and ends after ``idle_exit_s`` without any."""
 
     def __init__(self, model: Transformer, max_batch: int | None = None, *, idle_exit_s: float = IDLE_EXIT_S,
-                 buffer: int = BUFFER, park_after_s: float = PARK_AFTER_S):
+                 buffer: int = BUFFER, park_after_s: float = PARK_AFTER_S,
+                 prefill_budget: int = PREFILL_BUDGET_TOKENS):
         self._model = weakref.ref(model)  # a dropped model frees its engine (and the engine never keeps it alive)
         self.cfg = model.cfg
         self.max_batch = default_max_batch() if max_batch is None else max(1, int(max_batch))
         self.idle_exit_s, self.buffer, self.park_after_s = idle_exit_s, buffer, park_after_s
+        self.prefill_budget = prefill_budget  # prompt tokens read per step, all joining requests together
         self._cond = threading.Condition()
         self._waiting: deque[Request] = deque()
         self._running: list[Request] = []  # index = row of the slot cache
         self._cache: SlotKVCache | None = None
         self._thread: threading.Thread | None = None
         self.steps = 0  # decode steps
-        self.prefill_chunks = 0
+        self.prefill_chunks = 0  # prompt chunks read
+        self.prefill_forwards = 0  # forwards that read them (several chunks each when a class joins at once)
         self.tokens_total = 0
         self.batch_sizes: Counter[int] = Counter()
         self.threads_started = 0
@@ -250,7 +269,8 @@ class Engine:
     def stats(self) -> dict:
         with self._cond:
             return {"running": len(self._running), "waiting": len(self._waiting), "steps": self.steps,
-                    "prefill_chunks": self.prefill_chunks, "tokens_total": self.tokens_total,
+                    "prefill_chunks": self.prefill_chunks, "prefill_forwards": self.prefill_forwards,
+                    "tokens_total": self.tokens_total,
                     "batch_sizes": dict(sorted(self.batch_sizes.items())), "max_batch": self.max_batch,
                     "thread_alive": self._thread is not None and self._thread.is_alive(),
                     "threads_started": self.threads_started,
@@ -306,20 +326,23 @@ class Engine:
                         self._thread = None
                     return False
                 return True
-            prefill = self._next_prefill()
+            prefills = self._next_prefills()
             rows = self._ready_rows()
-            if prefill is None and not rows:  # every running request waits for its reader
+            if not prefills and not rows:  # every running request waits for its reader
                 self._cond.wait(0.25)
                 return True
         priority.yield_to_interactive()
+        with self._cond:
+            if self._waiting and len(self._running) < self.max_batch:
+                return True  # they arrived while a page went first: admit them and read their prompts with these
         model = self._model()
         if model is None:
             self._fail_all(EngineStopped("The model of this engine was dropped."))
             return False
         start = time.perf_counter()
         with torch.inference_mode():
-            if prefill is not None:
-                self._prefill_chunk(model, prefill)
+            if prefills:
+                self._prefill(model, prefills)
             if rows:
                 self._decode(model, rows, start)
         return True
@@ -339,7 +362,7 @@ class Engine:
         admitted = False
         while self._waiting and len(self._running) < self.max_batch:
             r = self._waiting.popleft()
-            r.state, r.cached, r.plan = "running", 0, []
+            r.state, r.cached, r.plan = "running", 0, []  # (re-)reads its text from the start
             self._running.append(r)
             admitted = True
         if admitted or self._running:
@@ -370,47 +393,77 @@ class Engine:
         p = next(model.parameters()) if model is not None else torch.zeros(())
         self._cache = SlotKVCache(self.cfg, slots, columns, dtype=p.dtype, device=p.device)
 
-    def _next_prefill(self) -> Request | None:  # lock held: the earliest-arrived request with a text to read
-        waiting = [r for r in self._running if (r.plan or r.uncached > 1) and not r.closed]
-        return min(waiting, key=lambda r: r.number) if waiting else None
+    def _next_prefills(self) -> list[Request]:  # lock held: the joiners whose next chunk is read this step
+        """Earliest arrival first, each with its next chunk, as long as the chunks fit the step's budget; one
+        that does not fit lets a later, shorter one go (the earliest always goes, so none waits for ever)."""
+        from .generation import prefill_chunks  # the one rule for splitting a text (it lives with its tests)
+
+        chosen, budget = [], self.prefill_budget
+        for r in sorted((r for r in self._running if (r.plan or r.uncached > 1) and not r.closed),
+                        key=lambda r: r.number):
+            if not r.plan:
+                r.plan = prefill_chunks(self.cfg, r.uncached, r.prefill_chunk)
+            if chosen and r.plan[0] > budget:
+                continue
+            if r.cached == 0:
+                r.prefill_started = time.perf_counter()
+            chosen.append(r)
+            budget -= r.plan[0]
+            if budget <= 0:
+                break
+        return chosen
 
     def _ready_rows(self) -> list[int]:  # lock held: rows whose newest token can be decoded now
         return [i for i, r in enumerate(self._running)
                 if r.uncached == 1 and not r.plan and not r.closed and not r.finished and len(r.out) < self.buffer]
 
-    def _prefill_chunk(self, model: Transformer, r: Request) -> None:
-        from .generation import prefill_chunks  # the one rule for splitting a text (it lives with its tests)
-
+    def _prefill(self, model: Transformer, chosen: list[Request]) -> None:
+        """The chosen joiners' next chunks laid end to end in one forward (see the module doc). The running rows
+        step in a forward of their own: mixed into the pack, each one-token query would be scored against every
+        segment's keys (a dense (T, sum of keys) product per layer, measured 1.4 s against 0.44 s + 0.16 s apart
+        for 30 rows and 128 prompt tokens of SmolLM2)."""
         with self._cond:
-            if r not in self._running:
+            chosen = [r for r in chosen if r in self._running]
+            if not chosen:
                 return
-            row = self._running.index(r)
-            if not r.plan:
-                r.plan = prefill_chunks(self.cfg, r.uncached, r.prefill_chunk)
-                r.prefill_started = time.perf_counter()
-            size = r.plan[0]
-            piece = r.ids[r.cached:r.cached + size]
-            last = len(r.plan) == 1
-            tokens_read = len(r.ids)
+            rows = [self._running.index(r) for r in chosen]
+            sizes = [r.plan[0] for r in chosen]
+            tokens = [t for r, n in zip(chosen, sizes) for t in r.ids[r.cached:r.cached + n]]
+            finishing = [b for b, r in enumerate(chosen) if len(r.plan) == 1]  # their prompt ends in this chunk
+            tokens_read = [len(r.ids) for r in chosen]
         try:
-            view = self._cache.rows(row, row + 1)
-            tokens = torch.tensor([piece], dtype=torch.long, device=model.device)
-            ctx = _PatternRows([0]) if last and r.attention else None
-            hidden = model(tokens, ctx, kv_cache=view, head=False)  # (1, T, d_model)
-            self._cache.lengths[row] += size
-            logits = model.lm_head(hidden[0, -1:]) if last else None
-        except Exception as err:  # noqa: BLE001 -- this request's failure is its own, the engine goes on
+            pack = self._cache.pack(rows, sizes)
+            want = [k for k, b in enumerate(finishing) if chosen[b].attention]
+            ctx = _PatternRows([0] * len(want), [pack.last_queries[finishing[k]] - 1 for k in want],
+                               [pack.first_keys[finishing[k]] for k in want]) if want else None
+            hidden = model(torch.tensor([tokens], dtype=torch.long, device=model.device), ctx, kv_cache=pack,
+                           head=False)  # (1, sum(sizes), d_model)
+            for row, n in zip(rows, sizes):
+                self._cache.lengths[row] += n
+            last = [pack.last_queries[b] - 1 for b in finishing]
+            logits = model.lm_head(hidden[0, last]) if finishing else None  # (F, V)
+        except Exception as err:  # noqa: BLE001 -- a request's failure is its own, the engine goes on
+            if len(chosen) > 1:  # find whose: each alone (nothing was kept, the lengths did not move)
+                for r in chosen:
+                    self._prefill(model, [r])
+                return
             with self._cond:
-                r.error = err
+                chosen[0].error = err
                 self._cond.notify_all()
             return
         with self._cond:
-            self.prefill_chunks += 1
-            r.cached += size
-            r.plan.pop(0)
-        if last:
-            self._deliver(model, [r], logits, [ctx.of(0, len(r.ids)) if ctx else None], r.prefill_started,
-                          [tokens_read])
+            self.prefill_chunks += len(chosen)
+            self.prefill_forwards += 1
+            for r, n in zip(chosen, sizes):
+                r.cached += n
+                r.plan.pop(0)
+        if finishing:
+            attention = [None] * len(finishing)
+            for slot, k in enumerate(want):
+                attention[k] = ctx.of(slot, tokens_read[finishing[k]])
+            done = [chosen[b] for b in finishing]
+            self._deliver(model, done, logits, attention, [r.prefill_started for r in done],
+                          [tokens_read[b] for b in finishing])
 
     def _decode(self, model: Transformer, rows: list[int], start: float) -> None:
         with self._cond:
@@ -445,10 +498,10 @@ class Engine:
                 r.cached += 1
             self.steps += 1
             self.batch_sizes[len(rows)] += 1
-        self._deliver(model, requests, logits, attention, start, [1] * len(rows))
+        self._deliver(model, requests, logits, attention, [start] * len(rows), [1] * len(rows))
 
     def _deliver(self, model: Transformer, requests: list[Request], logits: torch.Tensor, attention: list,
-                 start: float, tokens_read: list[int]) -> None:
+                 starts: list[float], tokens_read: list[int]) -> None:
         picks = []
         for b, r in enumerate(requests):
             try:
@@ -466,7 +519,7 @@ class Engine:
             elif position + 1 >= self.cfg.max_seq_len:
                 finish = "context_full"
             picks.append(Pick(token=token, position=position, probs=probs, model_probs=model_probs,
-                              attention=attention[b], seconds=time.perf_counter() - start,
+                              attention=attention[b], seconds=time.perf_counter() - starts[b],
                               tokens_read=tokens_read[b], finish=finish))
         with self._cond:
             for r, pick in zip(requests, picks):
@@ -511,7 +564,8 @@ def engine_stats(model: Transformer) -> dict:
     with _ENGINES_LOCK:
         engine = _ENGINES.get(model)
     if engine is None:
-        return {"running": 0, "waiting": 0, "steps": 0, "prefill_chunks": 0, "tokens_total": 0, "batch_sizes": {},
+        return {"running": 0, "waiting": 0, "steps": 0, "prefill_chunks": 0, "prefill_forwards": 0,
+                "tokens_total": 0, "batch_sizes": {},
                 "max_batch": default_max_batch(), "thread_alive": False, "threads_started": 0, "cache_bytes": 0}
     return engine.stats()
 

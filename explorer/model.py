@@ -8,9 +8,10 @@ by many sessions at once (a cached model in the app) without one student's cache
 """
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass, field
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Sequence
 
 import torch
 import torch.nn as nn
@@ -162,6 +163,11 @@ class SlotKVCache:
         """What one forward reads and writes: rows first .. stop - 1, each continuing from its own length."""
         return SlotView(self, first, stop)
 
+    def pack(self, rows: Sequence[int], sizes: Sequence[int]) -> "SlotPack":
+        """What one forward of several rows' new tokens laid end to end reads and writes: ``sizes[b]`` tokens
+        continuing row ``rows[b]`` (the prompts of several joining requests, read in one forward)."""
+        return SlotPack(self, rows, sizes)
+
     def nbytes(self) -> int:
         return sum(t.numel() * t.element_size() for t in self.k + self.v)
 
@@ -196,6 +202,46 @@ class SlotView:
         return K[:, :, :keys], V[:, :, :keys]  # the caller moves cache.lengths on once the forward succeeded
 
 
+class SlotPack:
+    """Several rows' new tokens in one sequence (B = 1), as vLLM packs its prefills: segment b is ``sizes[b]``
+    tokens that continue cache row ``rows[b]`` from its length. A segment's queries see only its own row's keys
+    (Pass._build_packed), so packing adds no padding: the linear layers run on exactly the tokens read, and the
+    attention of a segment sums over the other segments' columns as exact zeros."""
+
+    def __init__(self, cache: SlotKVCache, rows: Sequence[int], sizes: Sequence[int]):
+        if len(rows) != len(sizes) or not rows or min(sizes) < 1 or len(set(rows)) != len(rows):
+            raise ValueError("A pack needs distinct rows with at least one new token each.")
+        self.cache, self.rows, self.sizes = cache, [int(r) for r in rows], [int(n) for n in sizes]
+        self.start_list = [cache.lengths[r] for r in self.rows]
+        self.ends = [s + n for s, n in zip(self.start_list, self.sizes)]  # keys of each segment after the write
+        device = cache.k[0].device
+        self.query_positions = torch.cat([torch.arange(s, e, device=device)
+                                          for s, e in zip(self.start_list, self.ends)])  # (T,)
+        self.query_segment = torch.repeat_interleave(torch.arange(len(rows), device=device),
+                                                     torch.tensor(self.sizes, device=device))  # (T,)
+        self.key_positions = torch.cat([torch.arange(e, device=device) for e in self.ends])  # (S,)
+        self.key_segment = torch.repeat_interleave(torch.arange(len(rows), device=device),
+                                                   torch.tensor(self.ends, device=device))  # (S,)
+        self.last_queries = list(itertools.accumulate(self.sizes))  # one past each segment's last query
+        self.first_keys = [0, *itertools.accumulate(self.ends)][:-1]  # where each segment's keys start
+
+    def update(self, layer: int, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if max(self.ends) > self.cache.capacity:
+            raise ValueError(f"The slot cache holds {self.cache.capacity} tokens per row; {max(self.ends)} needed.")
+        K, V = self.cache.k[layer], self.cache.v[layer]
+        q = 0
+        for r, s, n in zip(self.rows, self.start_list, self.sizes):
+            K[r, :, s:s + n] = k[0, :, q:q + n]
+            V[r, :, s:s + n] = v[0, :, q:q + n]
+            q += n
+        if len(self.rows) == 1:  # one segment: the row itself, no copy (the single-row view's numbers)
+            r, e = self.rows[0], self.ends[0]
+            return K[r:r + 1, :, :e], V[r:r + 1, :, :e]
+        keys = torch.cat([K[r, :, :e] for r, e in zip(self.rows, self.ends)], dim=1)[None]  # (1, nkv, S, dh)
+        values = torch.cat([V[r, :, :e] for r, e in zip(self.rows, self.ends)], dim=1)[None]
+        return keys, values  # the caller moves cache.lengths on once the forward succeeded
+
+
 class RMSNorm(nn.Module):
     """x / sqrt(mean(x^2) + eps) * weight (Zhang & Sennrich 2019), computed in float32 as LLaMA does."""
 
@@ -224,7 +270,7 @@ class Pass:
     allowed: torch.Tensor | None  # (T, S) or (B, 1, T, S): True where self-attention may look; None: everywhere
     bias: torch.Tensor | None = None  # (nh, T, S) ALiBi
     rope: tuple[torch.Tensor, torch.Tensor] | None = None  # cos, sin (T, dh) of the query positions
-    kv_cache: KVCache | SlotView | None = None
+    kv_cache: KVCache | SlotView | SlotPack | None = None
     memory: torch.Tensor | None = None  # (B, S_src, d_model) the encoder's output, for cross-attention
     memory_allowed: torch.Tensor | None = None  # (B, 1, 1, S_src): False on source padding
     token_type_ids: torch.Tensor | None = None  # (B, T) segments
@@ -241,6 +287,10 @@ class Pass:
             if attention_mask is not None or memory is not None or token_type_ids is not None:
                 raise ValueError("A slot cache serves a decoder's generation: no padding mask, source or segments.")
             return cls._build_rows(cfg, tokens, ctx, mask, kv_cache)
+        if isinstance(kv_cache, SlotPack):
+            if attention_mask is not None or memory is not None or token_type_ids is not None:
+                raise ValueError("A slot cache serves a decoder's generation: no padding mask, source or segments.")
+            return cls._build_packed(cfg, tokens, ctx, mask, kv_cache)
         T, device = tokens.shape[1], tokens.device
         start = 0 if kv_cache is None else kv_cache.length
         S = start + T  # the keys: cached tokens, then these
@@ -296,6 +346,38 @@ class Pass:
             cos, sin = rope_cos_sin(positions.reshape(-1), cfg.d_head, cfg.rope_theta)  # (B*T, dh)
             rope = cos.view(-1, 1, T, cfg.d_head), sin.view(-1, 1, T, cfg.d_head)  # (B, 1, T, dh) over heads
         return cls(ctx, 0, None if allowed is None else allowed[:, None], bias, rope, view, positions=positions)
+
+    @classmethod
+    def _build_packed(cls, cfg: ModelConfig, tokens: torch.Tensor, ctx: RunContext | None, mask: str,
+                      pack: SlotPack) -> Pass:
+        """The pass of several rows' segments laid end to end (one batch row): a query sees the keys of its own
+        segment's row only, at that row's positions, under ``mask``: element by element what the row would get
+        read alone, with the other segments' keys masked."""
+        T, device = tokens.shape[1], tokens.device
+        if tokens.shape[0] != 1 or T != len(pack.query_positions):
+            raise ValueError(f"A pack of {sum(pack.sizes)} tokens reads one row of them, got {tuple(tokens.shape)}.")
+        if max(pack.ends) > cfg.max_seq_len:
+            raise ValueError(f"The sequence ({max(pack.ends)} tokens) is longer than this model's context "
+                             f"(max_seq_len = {cfg.max_seq_len}); shorten the text.")
+        i = pack.query_positions[:, None]  # (T, 1) the query's position in its own row
+        j = pack.key_positions[None, :]  # (1, S) the key's
+        own = pack.query_segment[:, None] == pack.key_segment[None, :]  # (T, S) the same row
+        if mask == "causal":
+            allowed = own & (j <= i)
+        elif mask == "sliding_window":
+            allowed = own & (j <= i) & (j > i - cfg.window)
+        elif mask == "prefix":
+            allowed = own & ((j <= i) | (j < cfg.prefix_len))
+        else:  # bidirectional
+            allowed = own
+        bias = rope = None
+        if cfg.positional == "alibi":
+            dist = (i - j).abs() if mask == "bidirectional" else (i - j).clamp(min=0)  # (T, S)
+            bias = -alibi_slopes(cfg.n_head).to(device)[None, :, None, None] * dist[None, None].float()
+        elif cfg.positional == "rope":
+            cos, sin = rope_cos_sin(pack.query_positions, cfg.d_head, cfg.rope_theta)  # (T, dh)
+            rope = cos.view(1, 1, T, cfg.d_head), sin.view(1, 1, T, cfg.d_head)
+        return cls(ctx, 0, allowed[None, None], bias, rope, pack, positions=pack.query_positions[None])
 
     def hook(self, name: str, x: torch.Tensor) -> torch.Tensor:
         return x if self.ctx is None else self.ctx(name, x)

@@ -116,6 +116,55 @@ def test_slot_cache_rows_equal_each_row_alone(overrides):
                 torch.testing.assert_close(batched[row], alone, atol=1e-5, rtol=1e-5)
 
 
+@pytest.mark.parametrize("overrides", [
+    dict(positional="learned"),
+    dict(positional="sinusoidal", norm_position="post"),
+    dict(positional="alibi"),
+    dict(positional="rope", norm="rmsnorm", activation="swiglu", n_kv_head=2),
+    dict(mask="sliding_window", window=5),
+    dict(mask="prefix", prefix_len=11),
+    dict(mask="bidirectional", positional="alibi"),
+])
+def test_slot_pack_segments_equal_each_row_alone(overrides):
+    """Several rows' new tokens laid end to end in one forward (a class's prompts read at once): each segment's
+    outputs are what its row gives read alone, some rows starting empty, some continuing a cached text."""
+    cfg = ModelConfig(n_layer=2, d_model=32, n_head=4, vocab_size=50, max_seq_len=64, **overrides)
+    model = Transformer.from_seed(cfg, 0).eval()
+    gen = torch.Generator().manual_seed(2)
+    # Rows 1 and 3 continue a cached text (past the prefix: a prefix-LM's prefix is read in one piece), the others
+    # start their prompt.
+    cached, new = [0, 12, 0, 11, 0], [7, 9, 1, 13, 20]
+    if cfg.mask == "bidirectional":  # a bidirectional text cannot be split: every row is read whole
+        cached = [0] * len(new)
+    texts = [torch.randint(0, cfg.vocab_size, (c + n,), generator=gen) for c, n in zip(cached, new)]
+    slots = SlotKVCache(cfg, slots=6, capacity=40)
+    order = [4, 0, 3, 1, 2]  # rows listed out of order, row 5 unused: segments name their rows
+    with torch.inference_mode():
+        for row, (c, ids) in enumerate(zip(cached, texts)):
+            if c:
+                model(ids[None, :c], kv_cache=slots.rows(row, row + 1), head=False)
+                slots.lengths[row] += c
+        pack = slots.pack(order, [new[r] for r in order])
+        packed = model(torch.cat([texts[r][cached[r]:] for r in order])[None], kv_cache=pack)[0]  # (T, V)
+        for r in order:
+            slots.lengths[r] += new[r]
+        q = 0
+        for r in order:
+            alone = model(texts[r][None])[0, cached[r]:]  # the whole text, no cache: the reference
+            # Two layers of width 32 with O(1) values: the pack regroups the same sums (~1e-7 each); a position,
+            # mask or segment mistake moves logits by O(0.1).
+            torch.testing.assert_close(packed[q:q + new[r]], alone, atol=1e-5, rtol=1e-5)
+            q += new[r]
+        assert slots.lengths[:5] == [c + n for c, n in zip(cached, new)] and slots.lengths[5] == 0
+        if cfg.mask != "bidirectional":  # the cache the pack wrote serves the rows' next step as a solo read
+            step = model(torch.tensor([[3]] * 5), kv_cache=slots.rows(0, 5))[:, -1]
+            for r in range(5):
+                if cfg.mask == "prefix" and len(texts[r]) < cfg.prefix_len:
+                    continue  # a token added inside the prefix changes what the earlier ones see: no solo equal
+                alone = model(torch.cat([texts[r], torch.tensor([3])])[None])[0, -1]
+                torch.testing.assert_close(step[r], alone, atol=1e-5, rtol=1e-5)
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # Identity with a run alone.
 
@@ -156,6 +205,57 @@ def test_a_long_prompt_is_read_in_chunks_between_the_others_steps():
     assert engine_stats(pm.model)["prefill_chunks"] >= -(-n_prompt // 8) + 1  # both prompts' chunks
     assert 0 < chunks  # some chunks were read while the first run was decoding
     assert steps[1][0].tokens_read == n_prompt
+
+
+def test_a_class_joining_at_once_is_read_in_one_forward_per_step_with_a_long_prompt_among_them(monkeypatch):
+    """Twelve students press Generate in the same instant: every short prompt and the long prompt's first chunk
+    are read in the first forward (within the step's budget), the long prompt's other chunks in the next steps,
+    and every answer is the one its prompt gets alone."""
+    pm = fresh_tiny()
+    engine = engine_for(pm.model)
+    monkeypatch.setattr(engine, "max_batch", 16)
+    shorts = [PROMPTS[i % 2 * 3] + str(i) * (i % 4) for i in range(11)]  # "hi..." and "x...", 2-5 tokens
+    jobs = [(p, SamplingSettings(greedy=i % 2 == 0, temperature=1.0, max_new_tokens=8 + i, seed=i), {})
+            for i, p in enumerate(shorts)]
+    jobs.insert(5, (PROMPTS[2], SamplingSettings(greedy=True, max_new_tokens=10), dict(prefill_chunk=16)))
+    with priority.interactive():  # the engine waits for the page: all twelve are in before its next step
+        runs = [generate(pm.model, pm.tokenizer, p, s, attention=i % 3 == 0, **kw)
+                for i, (p, s, kw) in enumerate(jobs)]
+        for r in runs:
+            r.place()
+    out = interleave(runs)
+    for i, ((prompt, settings, kw), steps) in enumerate(zip(jobs, out)):
+        assert_like_solo(pm, prompt, settings, steps, attention=i % 3 == 0, **kw)
+    n_long = len(prepare_prompt(pm.tokenizer, PROMPTS[2], pm.config.max_seq_len))
+    long_chunks = -(-n_long // 16)
+    assert sum(len(prepare_prompt(pm.tokenizer, p, pm.config.max_seq_len)) for p in shorts) + 16 \
+        <= engine.prefill_budget  # what makes one forward enough for the first step
+    stats = engine_stats(pm.model)
+    assert stats["prefill_chunks"] == len(shorts) + long_chunks
+    assert stats["prefill_forwards"] == long_chunks  # shorts rode along with the long prompt's first chunk
+    assert max(stats["batch_sizes"]) == len(jobs)  # then all decoded together
+
+
+def test_a_class_larger_than_the_budget_is_read_in_arrival_order(monkeypatch):
+    """A budget of 6 tokens per step: the prompts are read a few per forward, earliest first, and a long prompt's
+    chunk that does not fit lets shorter later ones go without waiting for ever itself."""
+    pm = fresh_tiny()
+    engine = engine_for(pm.model)
+    monkeypatch.setattr(engine, "max_batch", 8)
+    monkeypatch.setattr(engine, "prefill_budget", 6)
+    prompts = ["hi", "ab", PROMPTS[1], "cd", "ef", "x"]
+    s = SamplingSettings(greedy=True, max_new_tokens=4)
+    with priority.interactive():
+        runs = [generate(pm.model, pm.tokenizer, p, s, prefill_chunk=8) for p in prompts]
+        for r in runs:
+            r.place()
+    out = interleave(runs)
+    for p, steps in zip(prompts, out):
+        assert_like_solo(pm, p, s, steps, prefill_chunk=8)
+    stats = engine_stats(pm.model)
+    n = [len(prepare_prompt(pm.tokenizer, p, pm.config.max_seq_len)) for p in prompts]
+    assert stats["prefill_chunks"] == sum(-(-k // 8) for k in n if k > 1)  # a 1-token prompt is a decoding step
+    assert stats["prefill_forwards"] < stats["prefill_chunks"]
 
 
 def test_context_full_and_max_new_tokens_as_alone():
