@@ -36,22 +36,11 @@ def _flatten(table: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
 
 @functools.cache
 def catalog(lang: str) -> Mapping[str, str]:
-    """The flattened catalog of ``lang`` ('attention.title' -> text): <lang>.toml, then every parts/*.<lang>.toml
-    (a lab's own section while it is being written; a key defined twice is an error)."""
+    """The flattened catalog of ``lang``: 'attention.title' -> its text."""
     if lang not in LANGS:
         raise ValueError(f"no catalog for language {lang!r}; the app speaks {', '.join(LANGS)}")
-    files = [CATALOG_DIR / f"{lang}.toml", *sorted((CATALOG_DIR / "parts").glob(f"*.{lang}.toml"))]
-    merged: dict[str, str] = {}
-    for path in files:
-        if not path.exists():
-            continue
-        with path.open("rb") as f:
-            entries = _flatten(tomllib.load(f))
-        twice = sorted(set(entries) & set(merged))
-        if twice:
-            raise ValueError(f"{path.name} defines {', '.join(twice[:5])} again")
-        merged.update(entries)
-    return merged
+    with (CATALOG_DIR / f"{lang}.toml").open("rb") as f:
+        return _flatten(tomllib.load(f))
 
 
 def placeholders(text: str) -> set[str]:

@@ -72,9 +72,10 @@ def _figure(page, has_text: str):
     return plot.evaluate(BOXES_JS)
 
 
-def _open_with_heads(page, app_url, n: int) -> None:
-    """The lab from a link with SENTENCE and n heads (the link holds every setting: no key presses to race)."""
-    page.goto(f"{app_url}/attention?lang=en&n_head={n}&sentence={quote(SENTENCE)}")
+def _open_with_heads(page, app_url, n: int, step: str) -> None:
+    """The lab from a link with SENTENCE, n heads and the step walk at ``step`` (the link holds every setting: no
+    key presses to race)."""
+    page.goto(f"{app_url}/attention?lang=en&n_head={n}&sentence={quote(SENTENCE)}&step={step}")
     wait_for_app(page)
     page.wait_for_function("() => [...document.querySelectorAll('.js-plotly-plot')]"
                            f".some(p => p.textContent.includes('all {n} heads'))", timeout=60_000)
@@ -85,10 +86,12 @@ def test_attention_lab_labels_at_8_heads(browser, app_url, width, height):
     context = browser.new_context(viewport={"width": width, "height": height})
     page = context.new_page()
     try:
-        _open_with_heads(page, app_url, 8)
+        _open_with_heads(page, app_url, 8, "qkv")  # the step walk shows one step at a time
         page.wait_for_timeout(1500)
         grid = _figure(page, "Attention weights of all 8 heads")
         qkv = _figure(page, "Q (head 1)")
+        _open_with_heads(page, app_url, 8, "qk")
+        page.wait_for_timeout(1500)
         step3 = _figure(page, "Q Kᵀ")
         page.screenshot(path=str(ARTIFACTS / f"attention_8_heads_{width}.png"), full_page=True)
     finally:
@@ -126,7 +129,8 @@ def test_masked_cells_read_as_masked_in_the_dark_theme(browser, app_url):
     context = browser.new_context(viewport={"width": 1366, "height": 768}, color_scheme="dark")
     page = context.new_page()
     try:
-        open_lab(page, app_url, "attention")
+        page.goto(f"{app_url}/attention?lang=en&step=masked")
+        wait_for_app(page)
         plot = page.locator(".js-plotly-plot").filter(has_text="scores + M").first
         plot.scroll_into_view_if_needed()
         page.wait_for_timeout(500)
@@ -142,4 +146,5 @@ def test_masked_cells_read_as_masked_in_the_dark_theme(browser, app_url):
     assert drawn["grid"] == 0, "grid lines cross the masked cells (they looked struck through)"
     assert drawn["bg"] == f"rgb({r}, {g}, {b})"
     n = len(tokenize(DEFAULT_SENTENCE))
-    assert drawn["cells"].count(MASKED_TEXT) == n * (n - 1) // 2  # causal: the cells above the diagonal, each −∞
+    # Causal: the cells above the diagonal, each −∞, in both panels of the step (M beside scores + M).
+    assert drawn["cells"].count(MASKED_TEXT) == 2 * (n * (n - 1) // 2)
