@@ -128,7 +128,44 @@ def prepare_prompt(tokenizer: ModelTokenizer, prompt: str | Sequence[int], max_s
     return Prompt(ids=tuple(ids), labels=tuple(sequence_labels(tokenizer, ids)), chat=chat, text=text)
 
 
-class Generation:
+class RunView:
+    """What a page reads from a run, whichever decoder wrote its ``steps`` (this module's Generation, or
+    explorer.serving.remote's RemoteGeneration): its text, token ids and readable labels. Needs ``steps``,
+    ``prompt``, ``tokenizer``, ``_lock`` (held while a step is computed) and ``_closed`` (an Event)."""
+
+    @property
+    def closed(self) -> bool:
+        return self._closed.is_set()
+
+    def settle(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` seconds for a step in progress (in another thread) to finish, so that ``steps``
+        can be read as a whole. True when no step is being computed."""
+        if not self._lock.acquire(timeout=timeout):
+            return False
+        self._lock.release()
+        return True
+
+    @property
+    def token_ids(self) -> list[int]:
+        return [s.token_id for s in self.steps]
+
+    @property
+    def text(self) -> str:
+        return "".join(s.delta for s in self.steps)
+
+    def sequence_labels(self) -> list[str]:
+        """One label per token of the prompt and the generated text, pieces of a character named after it."""
+        return sequence_labels(self.tokenizer, list(self.prompt.ids) + self.token_ids)
+
+    def generated_labels(self) -> list[str]:
+        return self.sequence_labels()[len(self.prompt):]
+
+    def context_labels(self, step: Step) -> list[str]:
+        """Labels of the tokens ``step``'s attention looks at: the prompt and every token generated before it."""
+        return self.sequence_labels()[:step.position]
+
+
+class Generation(RunView):
     """An iterator of Steps for one run. Owns its KV cache and its random generator; nothing is shared.
 
     ``settings.seed`` is filled in when it was None, so every run can be repeated exactly. One thread computes a
@@ -195,37 +232,6 @@ class Generation:
                 self._iter.close()
             finally:
                 self._lock.release()
-
-    @property
-    def closed(self) -> bool:
-        return self._closed.is_set()
-
-    def settle(self, timeout: float) -> bool:
-        """Wait up to ``timeout`` seconds for a step in progress (in another thread) to finish, so that ``steps``
-        can be read as a whole. True when no step is being computed."""
-        if not self._lock.acquire(timeout=timeout):
-            return False
-        self._lock.release()
-        return True
-
-    @property
-    def token_ids(self) -> list[int]:
-        return [s.token_id for s in self.steps]
-
-    @property
-    def text(self) -> str:
-        return "".join(s.delta for s in self.steps)
-
-    def sequence_labels(self) -> list[str]:
-        """One label per token of the prompt and the generated text, pieces of a character named after it."""
-        return sequence_labels(self.tokenizer, list(self.prompt.ids) + self.token_ids)
-
-    def generated_labels(self) -> list[str]:
-        return self.sequence_labels()[len(self.prompt):]
-
-    def context_labels(self, step: Step) -> list[str]:
-        """Labels of the tokens ``step``'s attention looks at: the prompt and every token generated before it."""
-        return self.sequence_labels()[:step.position]
 
     def _run(self) -> Iterator[Step]:
         model, cfg = self.model, self.model.cfg

@@ -21,3 +21,17 @@ def shown_text(markdown: str) -> str:
     import re
 
     return re.sub(r"\\(.)", r"\1", markdown).replace("\u2060", "")
+
+
+class RecordingSlot:
+    """Stands in for the st.empty() a page tells a waiting student their place in: records what it would show."""
+
+    def __init__(self):
+        self.shown: list[str] = []
+        self.cleared = False
+
+    def info(self, text):
+        self.shown.append(text)
+
+    def empty(self):
+        self.cleared = True

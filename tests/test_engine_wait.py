@@ -7,20 +7,7 @@ from explorer.generation import generate
 from explorer.models.tiny import load_tiny
 from explorer.sampling import SamplingSettings
 from explorer.ui.generation import wait_for_engine
-
-
-class Slot:
-    """Stands in for st.empty(): records what the page would show."""
-
-    def __init__(self):
-        self.shown: list[str] = []
-        self.cleared = False
-
-    def info(self, text):
-        self.shown.append(text)
-
-    def empty(self):
-        self.cleared = True
+from tests.conftest import RecordingSlot
 
 
 def test_a_waiting_student_sees_their_place_and_starts_when_a_slot_frees(monkeypatch):
@@ -32,7 +19,7 @@ def test_a_waiting_student_sees_their_place_and_starts_when_a_slot_frees(monkeyp
     next(holder)
     ahead.place()  # joins the line
     mine, slot, started = generate(pm.model, pm.tokenizer, "mine", SamplingSettings(greedy=True, max_new_tokens=3)), \
-        Slot(), threading.Event()
+        RecordingSlot(), threading.Event()
 
     def page():
         wait_for_engine(mine, slot, "en", poll_s=0.05)
@@ -65,7 +52,7 @@ def test_a_run_stopped_while_waiting_leaves_the_line(monkeypatch):
     class Stopped(Exception):
         pass
 
-    class StoppingSlot(Slot):  # Streamlit raises out of the next st call when the student stops the page
+    class StoppingSlot(RecordingSlot):  # Streamlit raises out of the next st call when the student stops the page
         def info(self, text):
             raise Stopped
 

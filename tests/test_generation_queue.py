@@ -3,27 +3,14 @@ and a run that is stopped while waiting gives its place back."""
 import threading
 
 from explorer.ui.generation import generation_queue, wait_for_turn
-
-
-class Slot:
-    """Stands in for st.empty(): records what the page would show."""
-
-    def __init__(self):
-        self.shown: list[str] = []
-        self.cleared = False
-
-    def info(self, text):
-        self.shown.append(text)
-
-    def empty(self):
-        self.cleared = True
+from tests.conftest import RecordingSlot
 
 
 def test_a_waiting_student_sees_their_place_and_starts_when_a_slot_frees():
     queue = generation_queue()
     holders = [queue.join() for _ in range(queue.capacity)]  # the server is full
     ahead = queue.join()  # one more student already waiting
-    mine, slot, started = queue.join(), Slot(), threading.Event()
+    mine, slot, started = queue.join(), RecordingSlot(), threading.Event()
 
     def page():
         with mine:
@@ -52,7 +39,7 @@ def test_a_run_stopped_while_waiting_gives_its_place_back():
     class Stopped(Exception):
         pass
 
-    class StoppingSlot(Slot):  # Streamlit raises out of the next st call when the student stops the page
+    class StoppingSlot(RecordingSlot):  # Streamlit raises out of the next st call when the student stops the page
         def info(self, text):
             raise Stopped
 

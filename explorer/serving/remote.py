@@ -24,10 +24,10 @@ import time
 from typing import Iterator, Sequence
 from urllib.parse import urlsplit
 
-from ..generation import Candidate, Prompt, Step
+from ..generation import Candidate, Prompt, RunView, Step
 from ..i18n import Msg
 from ..models import LoadedModel
-from ..models.token_labels import next_token_labels, sequence_labels
+from ..models.token_labels import next_token_labels
 from ..sampling import SamplingSettings
 from .api import MAX_TOP_LOGPROBS
 
@@ -96,7 +96,7 @@ class RemoteEngine:
         return RemoteGeneration(self, pm, prompt, settings, n_candidates=n_candidates)
 
 
-class RemoteGeneration:
+class RemoteGeneration(RunView):
     """A run on a remote engine, read as the Steps of a local explorer.generation.Generation (same attributes).
 
     The request is sent on the first step. A failure (the engine unreachable, a refused request, a broken stream)
@@ -144,36 +144,9 @@ class RemoteGeneration:
             finally:
                 self._lock.release()
 
-    @property
-    def closed(self) -> bool:
-        return self._closed.is_set()
-
-    def settle(self, timeout: float) -> bool:
-        if not self._lock.acquire(timeout=timeout):
-            return False
-        self._lock.release()
-        return True
-
     def place(self) -> int:
         """The engine's queue is not visible from here: a remote run counts as decoding."""
         return 0
-
-    @property
-    def token_ids(self) -> list[int]:
-        return [s.token_id for s in self.steps]
-
-    @property
-    def text(self) -> str:
-        return "".join(s.delta for s in self.steps)
-
-    def sequence_labels(self) -> list[str]:
-        return sequence_labels(self.tokenizer, list(self.prompt.ids) + self.token_ids)
-
-    def generated_labels(self) -> list[str]:
-        return self.sequence_labels()[len(self.prompt):]
-
-    def context_labels(self, step: Step) -> list[str]:
-        return self.sequence_labels()[:step.position]
 
     # ---- the request ------------------------------------------------------------------------------------------
     def request_body(self) -> dict:

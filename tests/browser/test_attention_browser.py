@@ -93,8 +93,8 @@ def test_no_chart_is_drawn_twice_to_make_room(page, app_url, query):
     for i, step in enumerate(STEPS):
         if i:
             rerun(page, forth.click)
-        picked = page.locator(f".st-key-attention-step button[aria-checked='true'], "
-                              f".st-key-attention-step [aria-pressed='true']")
+        picked = page.locator(".st-key-attention-step button[aria-checked='true'], "
+                              ".st-key-attention-step [aria-pressed='true']")
         expect(picked.first).to_have_text(t("zh" if "zh" in query else "en", f"attention.steps_pick.{step}"))
         page.wait_for_function("() => document.querySelectorAll('.js-plotly-plot').length >= 2", timeout=60_000)
         wait_for_app(page)
