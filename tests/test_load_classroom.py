@@ -2,6 +2,7 @@
 import asyncio
 import math
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -101,7 +102,9 @@ def test_a_short_class_of_two_runs_end_to_end():
     a first token and its greedy answer, identical to its solo answer, with no exception and no disconnect."""
     args = lc.parse_args(["--n", "2", "--max-new-tokens", "4", "--probes", "1", "--rounds", "2", "--round-size",
                           "1", "--round-tokens", "2", "--settle-s", "1", "--ttl", "1", "--time-limit-s", "150"])
-    report = asyncio.run(lc.bench(args))
+    # In a thread of its own: the browser tests' Playwright keeps an event loop running in this one.
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        report = pool.submit(asyncio.run, lc.bench(args)).result()
     (phase,) = report.phases
     assert phase.problems() == [] and report.round_problems == [] and report.log_tracebacks == 0
     assert len(phase.ttfts) == 2 and all(0 < t < 60 for t in phase.ttfts)
