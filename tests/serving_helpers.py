@@ -1,20 +1,26 @@
 """The engine's API server on a free loopback port, in the test's own process (tests of explorer.serving)."""
 from __future__ import annotations
 
-import socket
+import os
+import shutil
 import threading
 import time
 from contextlib import contextmanager
 
+import pytest
 import uvicorn
 
 from explorer.serving.app import make_app
+from explorer.serving.cluster import free_port  # noqa: F401  (the tests take it from here)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def require_haproxy() -> None:
+    """Skip where HAProxy is missing, but fail in CI: `make test` installs it there (the `browser` target)."""
+    if shutil.which("haproxy") is None:
+        message = "HAProxy is not installed: `make browser` (or apt-get install haproxy) installs it"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message)
+        pytest.skip(message)
 
 
 @contextmanager

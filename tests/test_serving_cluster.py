@@ -1,23 +1,18 @@
 """The HAProxy configuration explorer.serving.cluster writes for `make serve-class`: sticky by an inserted cookie
 (never by source address), health checks on Streamlit's health endpoint, websocket tunnels kept open, one server per
 replica; and HAProxy itself accepts it. The processes are driven in tests/browser/test_replicas_browser.py."""
-import os
 import re
-import shutil
 import subprocess
 
 import pytest
 
+from tests.serving_helpers import require_haproxy
 from explorer.serving.cluster import COOKIE, Cluster
 
 
 @pytest.fixture
 def cluster(tmp_path):
-    if shutil.which("haproxy") is None:
-        message = "HAProxy is not installed: `make browser` (or apt-get install haproxy) installs it"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
+    require_haproxy()
     return Cluster(3, 8500, bind="0.0.0.0", models=["tiny-gpt"], run_dir=tmp_path)
 
 

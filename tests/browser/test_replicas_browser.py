@@ -6,13 +6,12 @@ dies the other student carries on while the first gets a working page on the sur
 HAProxy is Debian's package: `make test` installs it (the browser target). Without it the test is skipped on a
 developer's machine and fails in CI (CI=true), where a skip would hide that the set-up is untested."""
 import json
-import os
 import re
-import shutil
 import urllib.request
 
 import pytest
 
+from tests.serving_helpers import require_haproxy
 from explorer.serving.cluster import COOKIE, Cluster, free_port
 
 from .conftest import ARTIFACTS, _WATCHERS, expect, rerun, wait_for_app
@@ -26,11 +25,7 @@ SLOW = 90_000
 
 @pytest.fixture
 def cluster():
-    if shutil.which("haproxy") is None:
-        message = "HAProxy is not installed: `make browser` (or apt-get install haproxy) installs it"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
+    require_haproxy()
     with Cluster(2, free_port(), bind="127.0.0.1", models=[TINY], run_dir=ARTIFACTS / "replicas",
                  restart=False) as c:
         yield c
