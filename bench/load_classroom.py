@@ -22,6 +22,11 @@ bench/bench_client_vs_browser.py showed load the server as Chromium does. Phases
    server is quiet, and the least-squares slope of RSS over the rounds.
 4. the issue's goals, PASS/FAIL, at the largest N run (the goals are set for N = 30).
 
+--engine-process measures the class set-up of `make serve-class` on one machine: the engine in its own process
+(python -m explorer.serving, as explorer/serving/cluster.py starts it) and the app told its address in
+EXPLORER_ENGINE_URL, so the pages and the decoder no longer share one interpreter. RSS is then the app's; the
+engine's is printed beside it.
+
 Texts and labels are read from the English catalog (assets/i18n), so a reworded caption does not break the bench.
 The client runs on the same cores as the server: it prints its own CPU share of each phase.
 """
@@ -47,6 +52,9 @@ sys.path.insert(0, str(BENCH))
 from bench_session_memory import wait_idle  # noqa: E402
 from st_client import Run, Session  # noqa: E402
 from st_server import rss_bytes, serve  # noqa: E402
+
+sys.path.insert(0, str(BENCH.parent))
+from explorer.serving.cluster import Child, free_port  # noqa: E402
 
 MB = 1 << 20
 PROMPTS = (  # answers longer than the default 32 tokens, so every student decodes the same number of steps
@@ -501,14 +509,44 @@ class Report:
     wall_s: float
 
 
+def start_engine(deadline: Deadline) -> Child:
+    """The engine process of `make serve-class`, on a free loopback port, ready (its model loaded)."""
+    port = free_port()
+    engine = Child("engine", [sys.executable, "-m", "explorer.serving", "--model", "smollm2", "--port", str(port)],
+                   Path(f"/tmp/load_classroom_engine_{port}.log"),
+                   dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1"), port,
+                   health_url=f"http://127.0.0.1:{port}/health")
+    engine.start()
+    try:
+        engine.wait_ready(deadline.left(180))
+    except BaseException:
+        engine.stop()
+        raise
+    return engine
+
+
 async def bench(args) -> Report:
     t_start = time.monotonic()
     deadline = Deadline(args.time_limit_s)
     extra = ["--server.disconnectedSessionTTL", str(args.ttl), *args.server_args]
-    with serve(extra=extra) as server:
+    engine = start_engine(deadline) if args.engine_process else None
+    env = {"EXPLORER_ENGINE_URL": f"http://127.0.0.1:{engine.port}/v1"} if engine else None
+    try:
+        return await _bench(args, deadline, t_start, extra, env, engine)
+    finally:
+        if engine is not None:
+            engine.stop()
+
+
+async def _bench(args, deadline: Deadline, t_start: float, extra: list[str], env: dict | None,
+                 engine: Child | None) -> Report:
+    def engine_rss() -> str:
+        return f"; engine process RSS {rss_bytes(engine.process.pid) / MB:.0f} MB" if engine else ""
+
+    with serve(extra=extra, env=env) as server:
         url, pid = server.url, server.pid
-        print(f"server {url} (pid {pid}), log {server.log}; RSS idle {rss_bytes(pid) / MB:.0f} MB; {load_average()}",
-              flush=True)
+        print(f"server {url} (pid {pid}), log {server.log}; RSS idle {rss_bytes(pid) / MB:.0f} MB; {load_average()}"
+              + (f"; engine process {env['EXPLORER_ENGINE_URL']}, log {engine.log}" if engine else ""), flush=True)
         warm = Student(url, -99, PROMPTS[0], 4, deadline)
         try:
             await warm.join()
@@ -545,8 +583,11 @@ async def bench(args) -> Report:
         s_ = slope(rss)
         print(f"RSS after each round (MB): {' '.join(f'{x / MB:.0f}' for x in rss)}; slope {s_ / MB:+.2f} MB/round "
               f"({s_ / MB / max(1, args.round_size):+.2f} MB per student visit)")
+        print(f"after the rounds{engine_rss() or ': (engine in the app process)'}")
         log_tracebacks = server.log.read_text(errors="replace").count("Traceback")
-    print(f"server log: {log_tracebacks} tracebacks")
+        if engine is not None:
+            log_tracebacks += engine.log.read_text(errors="replace").count("Traceback")
+    print(f"server log{'s (app and engine)' if engine else ''}: {log_tracebacks} tracebacks")
 
     last = phases[-1]
     talk = answer_problems([(s.index, s.prompt, s.answer) for s in last.students], solo_answers)
@@ -576,6 +617,8 @@ def parse_args(argv=None):
     parser.add_argument("--settle-s", type=float, default=22.0,
                         help="wait after a round before reading RSS: past the TTL and a quiet memory-janitor tick")
     parser.add_argument("--time-limit-s", type=float, default=2400.0, help="the whole bench's bound")
+    parser.add_argument("--engine-process", action="store_true",
+                        help="the engine in its own process (make serve-class's set-up) instead of the app's")
     parser.add_argument("server_args", nargs="*", help="extra `streamlit run` options, after --")
     args = parser.parse_args(argv)
     if args.quick:

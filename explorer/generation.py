@@ -145,6 +145,11 @@ class RunView:
         self._lock.release()
         return True
 
+    def steps_ready(self) -> int:
+        """How many further steps are computed already and wait to be read (0 for a decoder that computes a step
+        when it is asked for one)."""
+        return 0
+
     @property
     def token_ids(self) -> list[int]:
         return [s.token_id for s in self.steps]
@@ -209,6 +214,10 @@ class Generation(RunView):
         if self._engine is None or self._closed.is_set():
             return 0
         return self._engine.place(self._join())
+
+    def steps_ready(self) -> int:
+        request = self._request
+        return 0 if request is None else len(request.out)  # the engine decodes a few steps ahead of its reader
 
     def _join(self) -> Request:
         with self._join_lock:

@@ -138,9 +138,15 @@ if run_all and prompt_ok:
     wait_for_engine(run, notice, lang())  # the model's engine decodes a few runs together; the rest wait in line
     heading.caption(mode_caption(run))
     text_slot.markdown(text_markdown(""))
+    drawn = ""
     for step in run:
-        if step.delta:
-            text_slot.markdown(text_markdown(run.text))
+        # A page behind the engine (a whole class decoding, this server busy) reads the steps already decoded and
+        # draws the newest text once: drawing each would only add to the work that made it late.
+        if run.steps_ready() and step.finish is None:
+            continue
+        if run.text != drawn:
+            drawn = run.text
+            text_slot.markdown(text_markdown(drawn))
         tps = lab.summarize(run.steps).tokens_per_second
         status.caption(tr("generation.streaming", n=step.index + 1, cap=run.settings.max_new_tokens, tps=tps))
     state.end_stream(run)

@@ -376,6 +376,23 @@ def test_a_reader_that_stops_is_not_decoded_ahead_and_is_parked_for_others(monke
     assert engine_stats(pm.model)["tokens_total"] == 5 + 100
 
 
+def test_steps_ready_counts_the_steps_decoded_ahead_of_the_reader():
+    """The generation page draws the text only when it has read every step decoded so far (labs/generation.py)."""
+    pm = fresh_tiny()
+    engine = engine_for(pm.model)
+    run = generate(pm.model, pm.tokenizer, "read me slowly", SamplingSettings(greedy=True, max_new_tokens=20))
+    assert run.steps_ready() == 0  # nothing asked yet
+    first = next(run)
+    deadline = time.monotonic() + 30
+    while run.steps_ready() < engine.buffer and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert run.steps_ready() == engine.buffer  # decoded ahead up to the buffer, and no further
+    ahead = [next(run) for _ in range(engine.buffer)]
+    assert [s.index for s in [first, *ahead]] == list(range(engine.buffer + 1))
+    assert len(list(run)) == 20 - engine.buffer - 1
+    assert run.steps_ready() == 0
+
+
 def test_a_dropped_run_leaves_the_engine():
     pm = fresh_tiny()
     run = generate(pm.model, pm.tokenizer, "abandoned", SamplingSettings(greedy=True, max_new_tokens=200))

@@ -10,6 +10,7 @@ import os
 
 import uvicorn
 
+from ..device import configure_process
 from .app import make_app
 from .served import load_served
 
@@ -22,6 +23,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    configure_process()  # as the app's server does: torch's threads, the GIL's hand-over to the engine, memory
     try:
         served = load_served(args.model or ["smollm2"])
     except ValueError as err:  # a model name the lab does not have
