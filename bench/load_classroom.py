@@ -509,12 +509,14 @@ class Report:
     wall_s: float
 
 
-def start_engine(deadline: Deadline) -> Child:
+def start_engine(deadline: Deadline, threads: int | None) -> Child:
     """The engine process of `make serve-class`, on a free loopback port, ready (its model loaded)."""
     port = free_port()
+    env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
+    if threads:
+        env["EXPLORER_TORCH_THREADS"] = str(threads)
     engine = Child("engine", [sys.executable, "-m", "explorer.serving", "--model", "smollm2", "--port", str(port)],
-                   Path(f"/tmp/load_classroom_engine_{port}.log"),
-                   dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1"), port,
+                   Path(f"/tmp/load_classroom_engine_{port}.log"), env, port,
                    health_url=f"http://127.0.0.1:{port}/health")
     engine.start()
     try:
@@ -529,7 +531,7 @@ async def bench(args) -> Report:
     t_start = time.monotonic()
     deadline = Deadline(args.time_limit_s)
     extra = ["--server.disconnectedSessionTTL", str(args.ttl), *args.server_args]
-    engine = start_engine(deadline) if args.engine_process else None
+    engine = start_engine(deadline, args.engine_threads) if args.engine_process else None
     env = {"EXPLORER_ENGINE_URL": f"http://127.0.0.1:{engine.port}/v1"} if engine else None
     try:
         return await _bench(args, deadline, t_start, extra, env, engine)
@@ -619,6 +621,8 @@ def parse_args(argv=None):
     parser.add_argument("--time-limit-s", type=float, default=2400.0, help="the whole bench's bound")
     parser.add_argument("--engine-process", action="store_true",
                         help="the engine in its own process (make serve-class's set-up) instead of the app's")
+    parser.add_argument("--engine-threads", type=int, default=None,
+                        help="with --engine-process: the engine's torch threads (EXPLORER_TORCH_THREADS, default 1)")
     parser.add_argument("server_args", nargs="*", help="extra `streamlit run` options, after --")
     args = parser.parse_args(argv)
     if args.quick:
@@ -627,6 +631,8 @@ def parse_args(argv=None):
         parser.error("--n and --round-size must be in 1..60, --rounds in 2..30")
     if not 1 <= args.max_new_tokens <= 256 or not 1 <= args.round_tokens <= 256 or not 0 <= args.probes <= 10:
         parser.error("tokens must be in 1..256, --probes in 0..10")
+    if args.engine_threads is not None and not (args.engine_process and 1 <= args.engine_threads <= 64):
+        parser.error("--engine-threads goes with --engine-process, and is in 1..64")
     return args
 
 

@@ -94,6 +94,11 @@ def test_quick_and_bounds_of_the_command_line():
     assert lc.parse_args([]).n == [1, 10, 30]
     with pytest.raises(SystemExit):
         lc.parse_args(["--n", "500"])
+    assert not lc.parse_args([]).engine_process  # the app's own engine unless asked
+    assert lc.parse_args(["--engine-process", "--engine-threads", "2"]).engine_threads == 2
+    for bad in (["--engine-threads", "2"], ["--engine-process", "--engine-threads", "0"]):
+        with pytest.raises(SystemExit):
+            lc.parse_args(bad)
 
 
 @pytest.mark.slow
