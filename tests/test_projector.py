@@ -107,3 +107,17 @@ def test_the_projected_figure_is_what_plotly_validates():
     projected = for_projector(_busy_figure())
     validated = go.Figure(projected.to_plotly_json())
     assert json.loads(pio.to_json(projected, validate=False)) == json.loads(pio.to_json(validated, validate=False))
+
+
+@pytest.mark.parametrize("y_title", ["query (attending)", "查询（发出注意力的词元）"])
+def test_a_short_heatmap_keeps_room_for_its_upright_axis_title(y_title):
+    """Three rows are 39 px of plot; the vertical axis title, turned upright, is 100-170 px long and ran into the
+    figure's title, most visibly at the projector's 18 px."""
+    from explorer.viz.heatmap import AXIS_TITLE_FONT_PX, heatmap
+    from explorer.viz.label_room import text_px
+
+    fig = heatmap(np.zeros((3, 3)), ["a", "b", "c"], ["a", "b", "c"], title="QKᵀ", y_title=y_title)
+    for figure, font_px in ((fig, AXIS_TITLE_FONT_PX), (for_projector(fig), PROJECTOR_MIN_PX)):
+        layout = figure.layout
+        plot_px = layout.height - layout.margin.t - layout.margin.b
+        assert plot_px >= text_px(y_title, font_px), (font_px, plot_px)

@@ -8,7 +8,7 @@ import numpy as np
 import plotly.graph_objects as go
 
 from ..i18n import t
-from .label_room import (TICK_PAD_PX, X_TICK_ANGLES, all_category_ticks, row_font_px, row_px,
+from .label_room import (TICK_PAD_PX, X_TICK_ANGLES, all_category_ticks, row_font_px, row_px, upright_title_px,
                          widest_px, x_label_room_px)
 
 
@@ -47,6 +47,7 @@ HEATMAP_AXIS = dict(type="category", showgrid=False, zeroline=False, showline=Fa
 # Measured in Chromium under Streamlit's theme (ticks outside, 5 px long; a 14 px title 24 px off the labels): a
 # title took 42-48 px beyond its labels, a colour bar 88-92 px.
 AXIS_TITLE_PX = 52
+AXIS_TITLE_FONT_PX = 14  # Streamlit's theme draws axis titles at 14 px
 COLORBAR_ROOM_PX = 100
 # The colour bar starts at the plot's edge: Plotly's default, 2 % of the plot's width beyond it, asks for a room
 # that grows with the screen.
@@ -119,7 +120,8 @@ def heatmap(
     font = row_font_px(rows)
     top = 40 if title else 10
     bottom = x_label_room_px(x, font) + AXIS_TITLE_PX  # the labels, then the axis title
-    height = max(height or max(260, 40 + 24 * rows), math.ceil(top + bottom + rows * row_px(rows)))
+    plot = max(rows * row_px(rows), upright_title_px(y_title, AXIS_TITLE_FONT_PX))
+    height = max(height or max(260, 40 + 24 * rows), math.ceil(top + bottom + plot))
     overlay = masked_overlay(z, x, y, x_title=x_title, y_title=y_title, value_name=value_name,
                              lang=lang) if show_values else None
     if overlay is not None:  # Plotly writes a text in empty cells too: leave the overlay's '−∞' alone there

@@ -28,6 +28,12 @@ def text_px(label: str, font_px: float = TICK_FONT_PX) -> float:
     return font_px * sum(1.0 if unicodedata.east_asian_width(ch) in "WF" else 0.62 for ch in str(label))
 
 
+def upright_title_px(title: str, font_px: float) -> float:
+    """The plot height a vertical axis title needs: turned upright, its width becomes its height. A title taller
+    than a short plot (a heatmap of three rows) runs into the figure's title."""
+    return text_px(title, font_px) + 2 * TICK_PAD_PX if title else 0.0
+
+
 def widest_px(labels: Sequence[str], font_px: float = TICK_FONT_PX) -> float:
     return max((text_px(s, font_px) for s in labels), default=0.0)
 

@@ -9,6 +9,8 @@ from typing import Any
 import numpy as np
 import plotly.graph_objects as go
 
+from .label_room import upright_title_px
+
 PROJECTOR_MIN_PX = 18  # the smallest chart text legible from the back of a classroom at 1920x1080
 
 
@@ -87,6 +89,15 @@ def _widen_margins(layout: dict, data: list, min_px: float) -> None:
             if side == "b" and isinstance(layout.get("height"), (int, float)):
                 layout["height"] += grown - margin[side]
             margin[side] = grown
+    # A vertical axis title raised to min_px can outgrow a short plot and run into the figure's title: the figure
+    # grows until the plot holds it.
+    title = (layout.get("yaxis") or {}).get("title") or {}
+    title = title.get("text") if isinstance(title, dict) else title
+    height, top, bottom = layout.get("height"), margin.get("t"), margin.get("b")
+    if isinstance(title, str) and all(isinstance(v, (int, float)) for v in (height, top, bottom)):
+        short = upright_title_px(title, min_px) - (height - top - bottom)
+        if short > 0:
+            layout["height"] = math.ceil(height + short)
 
 
 def for_projector(fig: go.Figure, min_px: float = PROJECTOR_MIN_PX) -> go.Figure:
