@@ -1,44 +1,29 @@
 """The generation lab from links and in Chinese: every setting under its GenerationSettings name in the address
 (``?temperature=1.2&top_k=20&max_new_tokens=40``), never a run in progress; a bad value named and replaced by the
 default; and the whole page, figures and the library's sentences included, in 中文 from ``?lang=zh``."""
-import json
 
 from streamlit.testing.v1 import AppTest
 
 from explorer.i18n import render, t
 from explorer.labs.generation import DEFAULT_PROMPT, GenerationSettings
 from explorer.safe_text import escape_markdown
-from tests.conftest import ROOT, shown_text
+from tests.apptest_helpers import chart_titles as _titles, ok as _ok, open_page, texts, through_router
+from tests.conftest import shown_text
 
 KEY = "generation.{}".format
 PAGE = "labs/generation.py"
 
 
 def _page(**query) -> AppTest:
-    at = AppTest.from_file(str(ROOT / PAGE), default_timeout=300)
-    at.query_params.update(query)
-    return _ok(at.run())
+    return _ok(open_page(PAGE, 300, **query))
 
 
 def _through_router(**query) -> AppTest:
-    """The app as a link opens it: app.py (language switch and all), then the lab."""
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=300)
-    at.query_params.update(query)
-    at.run()
-    return _ok(at.switch_page(PAGE).run())
-
-
-def _ok(at: AppTest) -> AppTest:
-    assert not at.exception, [e.value for e in at.exception]
-    return at
-
-
-def _titles(at: AppTest) -> list[str]:
-    return [json.loads(c.proto.spec)["layout"].get("title", {}).get("text", "") for c in at.get("plotly_chart")]
+    return _ok(through_router(PAGE, 300, **query))
 
 
 def _texts(at: AppTest) -> list[str]:
-    return [str(e.value) for kind in ("markdown", "caption", "info", "warning", "error") for e in at.get(kind)]
+    return texts(at, ("markdown", "caption", "info", "warning", "error"))
 
 
 def test_a_sampling_link_opens_that_view_and_a_run_leaves_the_address_alone():

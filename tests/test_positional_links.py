@@ -2,6 +2,7 @@
 (``?positional=rope&theta=100``), a bad value named and replaced by the default, and the page in 中文 from
 ``?lang=zh`` (titles, controls, figures and the library's computed captions)."""
 import json
+from functools import partial
 
 import pytest
 from streamlit.testing.v1 import AppTest
@@ -10,43 +11,18 @@ from explorer.i18n import render, t
 from explorer.labs.positional import rope_score_by_distance
 from explorer.models.toy_tokens import tokenize
 from explorer.positional_facts import alibi_rule, rope_decay_facts
-from tests.conftest import ROOT
+from tests.apptest_helpers import (chart_titles as _titles, figure as _figure, ok as _ok, open_page, texts,
+                                   through_router)
 
 KEY = "positional.{}".format
 
 
-def _page(**query) -> AppTest:
-    at = AppTest.from_file(str(ROOT / "labs/positional.py"), default_timeout=120)
-    at.query_params.update(query)
-    return at.run()
-
-
-def _through_router(**query) -> AppTest:
-    """The app as a link opens it: app.py (language switch and all), then the lab."""
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
-    at.query_params.update(query)
-    at.run()
-    return at.switch_page("labs/positional.py").run()
-
-
-def _ok(at: AppTest) -> AppTest:
-    assert not at.exception, [e.value for e in at.exception]
-    return at
-
-
-def _titles(at: AppTest) -> list[str]:
-    return [json.loads(c.proto.spec)["layout"].get("title", {}).get("text", "") for c in at.get("plotly_chart")]
-
-
-def _figure(at: AppTest, key: str) -> dict:
-    found = [c for c in at.get("plotly_chart") if c.proto.id.endswith(f"-{key}")]
-    assert len(found) == 1, [c.proto.id for c in at.get("plotly_chart")]
-    return json.loads(found[0].proto.spec)
+_page = partial(open_page, "labs/positional.py")
+_through_router = partial(through_router, "labs/positional.py")
 
 
 def _texts(at: AppTest) -> str:
-    return "\n".join(str(e.value) for kind in ("markdown", "caption", "warning", "success", "header")
-                     for e in at.get(kind))
+    return "\n".join(texts(at, ("markdown", "caption", "warning", "success", "header")))
 
 
 def test_a_rope_link_opens_that_view_and_stays_in_the_address():

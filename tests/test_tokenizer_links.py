@@ -1,44 +1,24 @@
 """The tokenizer lab as a page (AppTest): in English and in 中文, controls moved, links that open a view and keep it
 in the address, and bad values named with the default shown instead."""
-import json
+from functools import partial
 
 from streamlit.testing.v1 import AppTest
 
 from explorer.corpora import load_corpus
 from explorer.i18n import t
 from explorer.labs.tokenizer import TokenizerSettings, train
-from tests.conftest import ROOT, shown_text
+from tests.apptest_helpers import figure as _figure, ok as _ok, open_page, texts, through_router
+from tests.conftest import shown_text
 
 KEY = "tokenizer.{}".format
 
 
-def _page(**query) -> AppTest:
-    at = AppTest.from_file(str(ROOT / "labs/tokenizer.py"), default_timeout=300)
-    at.query_params.update(query)
-    return at.run()
-
-
-def _through_router(**query) -> AppTest:
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=300)
-    at.query_params.update(query)
-    at.run()
-    return at.switch_page("labs/tokenizer.py").run()
-
-
-def _ok(at: AppTest) -> AppTest:
-    assert not at.exception, [e.value for e in at.exception]
-    return at
-
-
-def _figure(at: AppTest, key: str) -> dict:
-    found = [c for c in at.get("plotly_chart") if c.proto.id.endswith(f"-{key}")]
-    assert len(found) == 1, [c.proto.id for c in at.get("plotly_chart")]
-    return json.loads(found[0].proto.spec)
+_page = partial(open_page, "labs/tokenizer.py", 300)
+_through_router = partial(through_router, "labs/tokenizer.py", 300)
 
 
 def _texts(at: AppTest) -> str:
-    return "\n".join(str(e.value) for kind in ("markdown", "caption", "warning", "error", "info", "subheader")
-                     for e in at.get(kind))
+    return "\n".join(texts(at, ("markdown", "caption", "warning", "error", "info", "subheader")))
 
 
 def test_default_page_in_english_and_stepping_forward():

@@ -3,13 +3,16 @@
 link makes impossible (n_kv_head=3 with n_head=4) named too, and the page in 中文 from ``?lang=zh``."""
 from __future__ import annotations
 
+from functools import partial
+
 from streamlit.testing.v1 import AppTest
 
 from explorer.i18n import t
 from explorer.labs.training import TrainingSettings, count_params
 from explorer.labs.training_data import source_text, token_data
 from explorer.ui.training import STATE_KEY
-from tests.conftest import ROOT, shown_text
+from tests.apptest_helpers import ok as _ok, open_page, texts, through_router
+from tests.conftest import shown_text
 
 KEY = "training.{}".format
 POST_LN = dict(corpus="shakespeare", tokenizer="bpe", merges="300", n_layer="3", d_model="96", n_head="8",
@@ -18,26 +21,12 @@ POST_LN = dict(corpus="shakespeare", tokenizer="bpe", merges="300", n_layer="3",
                weight_decay="0", clip="0", batch_size="8", seed="7", attn_layer="2", attn_head="5")
 
 
-def _page(**query) -> AppTest:
-    at = AppTest.from_file(str(ROOT / "labs/training.py"), default_timeout=120)
-    at.query_params.update(query)
-    return at.run()
-
-
-def _through_router(**query) -> AppTest:
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
-    at.query_params.update(query)
-    at.run()
-    return at.switch_page("labs/training.py").run()
-
-
-def _ok(at: AppTest) -> AppTest:
-    assert not at.exception, [e.value for e in at.exception]
-    return at
+_page = partial(open_page, "labs/training.py")
+_through_router = partial(through_router, "labs/training.py")
 
 
 def _texts(at: AppTest) -> str:
-    return "\n".join(str(e.value) for kind in ("markdown", "caption", "header") for e in at.get(kind))
+    return "\n".join(texts(at, ("markdown", "caption", "header")))
 
 
 def _warnings(at: AppTest) -> str:
