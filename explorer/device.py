@@ -104,19 +104,10 @@ def app_threads() -> int:
     return threads
 
 
-# How long a thread may keep the GIL while another waits for it (CPython's default is 5 ms). The generation engine's
-# thread gives the GIL up around every torch op (hundreds per decode step) and must win it back each time, while
-# the pages' script threads run Python; at 5 ms it waits most of a step in those hand-overs. Measured on 2 cores,
-# SmolLM2 decoding 32 rows beside 30 threads of page-like Python work: 5.6 tokens/s at 5 ms, 21 at 0.5 ms (64 with
-# no other threads). 1 ms keeps most of that gain with 5x fewer forced switches than 0.2 ms would make.
-GIL_SWITCH_INTERVAL_S = 0.001
-
-
 def configure_process() -> dict[str, object]:
     """The app server's process-wide settings, made once (later calls change nothing) and never on import:
-    torch's thread count (app_threads), the GIL's switch interval (GIL_SWITCH_INTERVAL_S), glibc's memory reuse
-    (keep_freed_memory) and arena cap (limit_malloc_arenas), and the thread that hands freed memory back
-    (explorer.memory_janitor). Returns what was set.
+    torch's thread count (app_threads), glibc's memory reuse (keep_freed_memory) and arena cap (limit_malloc_arenas),
+    and the thread that hands freed memory back (explorer.memory_janitor). Returns what was set.
 
     Streamlit runs every rerun in a new thread. torch keeps the count set here and gives it to each thread at its
     first parallel op, so every later rerun uses it; a thread that already ran torch ops keeps its own.
@@ -125,9 +116,8 @@ def configure_process() -> dict[str, object]:
         if not _configured:
             threads = app_threads()
             torch.set_num_threads(threads)
-            sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
             from .memory_janitor import start_memory_janitor  # it imports this module
 
-            _configured.update(threads=threads, switch_interval_s=sys.getswitchinterval(), keep_freed_memory=keep_freed_memory(),
+            _configured.update(threads=threads, keep_freed_memory=keep_freed_memory(),
                                malloc_arenas=limit_malloc_arenas(), memory_janitor=start_memory_janitor())
         return dict(_configured)

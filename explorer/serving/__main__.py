@@ -23,7 +23,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-    configure_process()  # as the app's server does: torch's threads, the GIL's hand-over to the engine, memory
+    configure_process()  # as the app's server does: torch's threads (EXPLORER_TORCH_THREADS) and memory
     try:
         served = load_served(args.model or ["smollm2"])
     except ValueError as err:  # a model name the lab does not have
