@@ -28,6 +28,7 @@ from .i18n import tr
 VIEWS_KEY = "_views"  # session_state: lab -> {name: text} as last written to the address
 PENDING_KEY = "_views_pending"  # session_state: lab -> (its control names, its address texts) published this run
 LINKED_KEY = "_views_linked"  # session_state: lab -> names whose value came from the address in this run
+IGNORED_KEY = "_views_ignored"  # session_state: names no view reads from the address now (explorer.ui.tabbed_lab)
 
 
 def _show(value: Any) -> str:
@@ -110,7 +111,9 @@ class LabView:
         return st.session_state[self.key(name)]
 
     def address(self) -> dict[str, str]:
-        return {name: st.query_params[name] for name in self.controls if name in st.query_params}
+        ignored = st.session_state.get(IGNORED_KEY, ())
+        return {name: st.query_params[name] for name in self.controls
+                if name in st.query_params and name not in ignored}
 
     def from_address(self) -> bool:
         """Whether this run takes the lab's view from the address: a link, a reload, Back or Forward. Not when the
