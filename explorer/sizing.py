@@ -245,6 +245,18 @@ def kv_cache_bytes(cfg: ModelConfig, batch: int, seq_len: int, dtype: str = "bf1
     return total * _check_dtype(dtype)
 
 
+def mla_kv_cache_bytes(n_layer: int, kv_lora_rank: int, rope_dim: int, batch: int, seq_len: int,
+                       dtype: str = "bf16") -> float:
+    """Bytes of a multi-head latent attention cache (DeepSeek-V2, Section 2.1 and Table 1): per token and layer one
+    compressed latent c_KV of ``kv_lora_rank`` numbers, from which every head's K and V are re-projected, and one
+    RoPE key of ``rope_dim`` shared by all heads: (d_c + d_h^R) · L numbers a token, whatever the number of heads."""
+    for name, value in (("n_layer", n_layer), ("kv_lora_rank", kv_lora_rank), ("rope_dim", rope_dim)):
+        whole_number(name, value, 0 if name == "rope_dim" else 1)
+    whole_number(Msg("sizing.name.batch"), batch, 1)
+    whole_number(Msg("sizing.name.seq_len"), seq_len, 1)
+    return n_layer * (kv_lora_rank + rope_dim) * seq_len * batch * _check_dtype(dtype)
+
+
 # Mixed-precision AdamW (ZeRO paper, Section 3.1): fp16/bf16 weights and gradients, and fp32 master weights,
 # momentum and variance in the optimizer (K = 12).
 MIXED_ADAM_BYTES = {"weights": 2, "gradients": 2, "optimizer": 12}

@@ -11,6 +11,15 @@ from collections import Counter
 from dataclasses import dataclass
 from functools import lru_cache
 
+import numpy as np
+
+# explorer's name of a block's weight matrix -> GGUF's (llama.cpp's) name for it in block i
+GGUF_MATRIX_NAMES = {"attn.W_q": "attn_q", "attn.W_k": "attn_k", "attn.W_v": "attn_v", "attn.W_o": "attn_output",
+                     "mlp.W_gate": "ffn_gate", "mlp.W_in": "ffn_up", "mlp.W_out": "ffn_down"}
+# llama.cpp's converter interleaves the rows of W_q and W_k for its RoPE; transformers puts them back on loading, so
+# these two matrices hold the file's rows in another order (each row, and so each block of 32, is unchanged)
+PERMUTED_ROWS = ("attn.W_q", "attn.W_k")
+
 
 @dataclass(frozen=True)
 class QuantizedWeights:
@@ -42,3 +51,36 @@ def smollm2_weights() -> QuantizedWeights:
             "computes in float32, but every weight keeps its 4-bit rounding, so its probabilities can differ "
             "slightly from those of the original model.")
     return QuantizedWeights(path.name, types, embedding, bits, note)
+
+
+@dataclass(frozen=True)
+class GgufTensor:
+    """One tensor of the shipped file, as stored: its GGML type, its shape as (rows, columns) and its raw blocks."""
+
+    name: str
+    type_name: str  # "Q4_1", "Q8_0", "F32"
+    shape: tuple[int, ...]  # rows first, as torch has it (GGUF lists the dimensions the other way round)
+    raw: np.ndarray  # uint8 blocks (memory-mapped: read-only) or float32 values
+
+
+def gguf_name(layer: int, matrix: str) -> str:
+    """'blk.3.ffn_down.weight' for layer 3's ``mlp.W_out``."""
+    return f"blk.{layer}.{GGUF_MATRIX_NAMES[matrix]}.weight"
+
+
+@lru_cache(maxsize=1)
+def _reader():
+    from gguf import GGUFReader
+
+    from .pretrained import smollm2_gguf
+
+    return GGUFReader(str(smollm2_gguf()))  # the data stays memory-mapped: a tensor is read when it is used
+
+
+def gguf_tensor(name: str) -> GgufTensor:
+    """The tensor ``name`` of SmolLM2's GGUF file."""
+    for t in _reader().tensors:
+        if t.name == name:
+            shape = tuple(int(n) for n in reversed(t.shape.tolist()))
+            return GgufTensor(t.name, t.tensor_type.name, shape, t.data)
+    raise KeyError(f"{name} is not a tensor of {smollm2_weights().file}")
