@@ -44,3 +44,7 @@ def figure(at: AppTest, key: str) -> dict:
 def texts(at: AppTest, kinds: Iterable[str]) -> list[str]:
     """The values of every element of these kinds (markdown, caption, warning ...), kind by kind."""
     return [str(e.value) for kind in kinds for e in at.get(kind)]
+
+
+def captions(at: AppTest) -> str:
+    return "\n".join(str(c.value) for c in at.caption)

@@ -42,4 +42,6 @@ LABS: list[Lab] = [
     Lab("labs/generation.py", ":material/edit_note:", "generation"),
     Lab("labs/tokenizer.py", ":material/segment:", "tokenizer"),
     Lab("labs/training.py", ":material/model_training:", "training"),
+    Lab("labs/inference.py", ":material/speed:", "inference"),
+    Lab("labs/posttraining.py", ":material/school:", "posttraining"),
 ]
