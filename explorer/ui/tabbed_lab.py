@@ -60,6 +60,6 @@ class TabbedLab:
             module.render()
         finally:
             st.session_state[IGNORED_KEY] = frozenset()
-        write_address()  # a tab that stopped early (st.stop) has still published its view
+        write_address()  # the tab's publish wrote it; this covers a tab that returned before publishing
         with st.sidebar:
             link_and_reset(module.VIEW)  # after the tab published: the link holds this run's view
