@@ -232,11 +232,13 @@ def _smol_ids(smol, text, chat):
 @pytest.mark.parametrize("text,chat", SMOL_PROMPTS)
 def test_speculative_equals_greedy_on_smollm2(smol, text, chat):
     ids = _smol_ids(smol, text, chat)
-    n_new = 12  # 12 runs of each prompt: a few seconds each on a quiet 2-core machine
+    n_new = 12
     plain = greedy_decode(smol.model, ids, n_new, smol.eos_token_ids)
     m = margins(smol.model, smol.config, ids, plain.tokens)
     drafts = [PromptLookupDraft(), ModelDraft(smol.model, 4, "early_exit")]
-    for draft, k in itertools.product(drafts, range(1, 7)):
+    # every k from 0 to 6 is run on the tiny model above; on SmolLM2 (seconds a run) the smallest, the largest and
+    # two between
+    for draft, k in itertools.product(drafts, (1, 2, 4, 6)):
         run = run_speculative_decode(smol.model, ids, draft, k, n_new, smol.eos_token_ids)
         assert_same_greedy(run.tokens, plain.tokens, m, min_compared=min(len(plain.tokens), 8))
 
