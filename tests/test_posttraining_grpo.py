@@ -10,6 +10,7 @@ from explorer.labs.posttraining_grpo import (FORMAT_REWARD, GRPOSettings, checke
                                              params_of, reward, run_group)
 from explorer.presets import REAL_MODELS
 from explorer.sizing import kv_cache_bytes, model_states_bytes, weight_bytes
+from tests.apptest_helpers import ok, through_router
 from tests.conftest import ROOT
 from tests.pretrained_models import ours
 
@@ -78,12 +79,7 @@ def test_the_tab_in_english_shows_the_table():
 
 def _chinese() -> AppTest:
     """Through the app's shell, which reads ``?lang=``: the language is the app's control, not the page's."""
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=300)
-    at.query_params.update(lang="zh", tab="grpo")
-    at.run()
-    at = at.switch_page("labs/posttraining.py").run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
+    return ok(through_router("labs/posttraining.py", 300, lang="zh", tab="grpo"))
 
 
 def test_the_tab_in_chinese():

@@ -10,6 +10,7 @@ from streamlit.testing.v1 import AppTest
 from explorer.i18n import t
 from explorer.jobs import DONE, STOPPED, Job
 from explorer.labs.posttraining_losses import DPORun, LossesSettings, run
+from tests.apptest_helpers import ok, through_router
 from tests.conftest import ROOT
 from tests.pretrained_models import ours
 
@@ -39,12 +40,7 @@ def test_the_terms_of_the_default_pair_in_english():
 
 def _chinese() -> AppTest:
     """Through the app's shell, which reads ``?lang=``: the language is the app's control, not the page's."""
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=300)
-    at.query_params.update(lang="zh", tab="losses")
-    at.run()
-    at = at.switch_page("labs/posttraining.py").run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
+    return ok(through_router("labs/posttraining.py", 300, lang="zh", tab="losses"))
 
 
 def test_the_tab_in_chinese():
