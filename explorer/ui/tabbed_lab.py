@@ -1,6 +1,7 @@
 """A lab shown one tab at a time (the inference and post-training labs): the row of tab names, its value in the link
-as ``?tab=``, and the open tab's own module ``explorer.ui.<lab>_<tab>``, imported only when that tab opens, so a
-heavy tab (a quantized model, a fine-tune) costs nothing while another one is shown.
+as ``?tab=``, and the open tab's own module ``explorer.ui.<lab>_<tab>``, whose ``render()`` alone runs, so a heavy
+tab (a quantized model, a fine-tune) costs nothing while another one is shown. Every tab module is imported (their
+module level only declares a view), for the names of the settings each one owns.
 
 A tab module exports ``VIEW`` (its LabView, lab name ``<lab>_<tab>``) and ``render()``, which opens its view, draws
 its widgets, publishes its view and draws the rest.
