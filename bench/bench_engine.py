@@ -7,12 +7,15 @@
 (c) total tokens/s with 1, 4, 8, 16 and 32 requests decoded together (the engine's cap lifted to 32);
 (d) a class pressing Generate at once: N students (--students, default 30) with 10-30-token prompts submitted in
     the same instant under the engine's cap (--cap, default the engine's): time to first token p50 / p95 from the
-    click, and total tokens/s from the click to the last token (issue 12 §3: p95 < 3 s, >= 5x one student alone).
+    click, and total tokens/s from the click to the last token (issue 12 §3: p95 < 3 s, >= 5x one student alone);
+(e) the same class in the lab's chat format, every student's own question: the engine reading each prompt in
+    full against it reusing the chat template's keys and values (explorer.prefix_cache), back to back, with the
+    ratios of first token p95 and total tokens/s and the prompt tokens each read.
 
 The machine may be shared: every number is printed with the ratio it is meant for, measured back to back.
 torch runs with the app's thread count (EXPLORER_TORCH_THREADS, default 1: the other core is the pages').
 
-    .venv/bin/python bench/bench_engine.py [--tokens 32] [--part a,b,c,d] [--students 30] [--cap N]
+    .venv/bin/python bench/bench_engine.py [--tokens 32] [--part a,b,c,d,e] [--students 30] [--cap N]
 """
 from __future__ import annotations
 
@@ -144,9 +147,45 @@ def part_c(pm, tokens: int) -> None:
         engine.max_batch = old
 
 
+QUESTIONS = ["Why is the sky blue?", "Write a haiku about rain.", "What is a prime number?",
+             "Explain gravity to a child.", "Name three kinds of cloud.", "How do bees make honey?",
+             "What does a compiler do?", "Describe the taste of a lemon.", "Why do leaves change colour?",
+             "What is the speed of sound?"]
+
+
+def class_at_once(pm, prompts: list[str], tokens: int, *, chat: bool = False) -> tuple[list[float], float, float]:
+    """Every prompt submitted in the same instant from its own thread: (first-token times from the click, sorted;
+    the wall time to the last token; total tokens/s)."""
+    n = len(prompts)
+    first, counts = [0.0] * n, [0] * n
+    barrier = threading.Barrier(n + 1)
+
+    def student(i: int) -> None:
+        barrier.wait()
+        run = generate(pm.model, pm.tokenizer, prompts[i], settings_for(i, tokens), stop_ids=[], chat=chat)
+        for _ in run:
+            if counts[i] == 0:
+                first[i] = time.perf_counter()
+            counts[i] += 1
+
+    threads = [threading.Thread(target=student, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    click = time.perf_counter()
+    barrier.wait()
+    for t in threads:
+        t.join()
+    wall = time.perf_counter() - click
+    return sorted(f - click for f in first), wall, sum(counts) / wall
+
+
+def p95(xs: list[float]) -> float:
+    return xs[min(len(xs) - 1, -(-95 * len(xs) // 100) - 1)]
+
+
 def part_d(pm, tokens: int, students: int, cap: int | None, budget: int | None) -> None:
     engine = engine_for(pm.model)
-    old = engine.max_batch, getattr(engine, "prefill_budget", None)
+    old = engine.max_batch, engine.prefill_budget
     engine.max_batch = cap or old[0]
     engine.prefill_budget = budget or old[1]
     words = " ".join(PROMPTS).split()
@@ -154,34 +193,34 @@ def part_d(pm, tokens: int, students: int, cap: int | None, budget: int | None) 
     prompts = [" ".join(words[i % len(words):] + words)[:40 + (i * 37) % 90] for i in range(students)]
     lengths = [len(pm.tokenizer.encode(p)) for p in prompts]
     try:
-        first = [0.0] * students
-        counts = [0] * students
-        barrier = threading.Barrier(students + 1)
-
-        def student(i: int) -> None:
-            barrier.wait()
-            run = generate(pm.model, pm.tokenizer, prompts[i], settings_for(i, tokens), stop_ids=[])
-            for _ in run:
-                if counts[i] == 0:
-                    first[i] = time.perf_counter()
-                counts[i] += 1
-
-        threads = [threading.Thread(target=student, args=(i,)) for i in range(students)]
-        for t in threads:
-            t.start()
-        click = time.perf_counter()
-        barrier.wait()
-        for t in threads:
-            t.join()
-        wall = time.perf_counter() - click
-        ttft = sorted(f - click for f in first)
-        p95 = ttft[min(students - 1, -(-95 * students // 100) - 1)]
+        ttft, wall, rate = class_at_once(pm, prompts, tokens)
         print(f"(d) {students} students at once, cap {engine.max_batch}, prefill budget {engine.prefill_budget}, "
               f"prompts {min(lengths)}-{max(lengths)} tokens, {tokens} new each: "
-              f"first token p50 {ttft[students // 2]:.2f} s, p95 {p95:.2f} s "
-              f"(goal < 3 s); {sum(counts) / wall:.1f} tokens/s in total over {wall:.1f} s")
+              f"first token p50 {ttft[students // 2]:.2f} s, p95 {p95(ttft):.2f} s "
+              f"(goal < 3 s); {rate:.1f} tokens/s in total over {wall:.1f} s")
     finally:
         engine.max_batch, engine.prefill_budget = old
+
+
+def part_e(pm, tokens: int, students: int) -> None:
+    engine = engine_for(pm.model)
+    # Every student's own question (a number makes each unique past the ten): only the template is shared.
+    prompts = [QUESTIONS[i % len(QUESTIONS)] + ("" if i < len(QUESTIONS) else f" ({i})") for i in range(students)]
+    results = {}
+    try:
+        for reuse in (False, True):
+            engine.set_prefix_reuse(reuse)
+            read0 = engine_stats(pm.model)["prefill_tokens"]
+            ttft, wall, rate = class_at_once(pm, prompts, tokens, chat=True)
+            results[reuse] = (p95(ttft), rate, engine_stats(pm.model)["prefill_tokens"] - read0)
+            print(f"(e) {students} chat prompts at once, prefix reuse {'on ' if reuse else 'off'}: first token "
+                  f"p50 {ttft[students // 2]:.2f} s, p95 {p95(ttft):.2f} s; {rate:.1f} tokens/s in total; "
+                  f"{results[reuse][2]} prompt tokens read")
+    finally:
+        engine.set_prefix_reuse(True)
+    (p_off, r_off, t_off), (p_on, r_on, t_on) = results[False], results[True]
+    print(f"(e) reuse on / off: first token p95 x{p_on / p_off:.2f}, total tokens/s x{r_on / r_off:.2f}, "
+          f"prompt tokens read x{t_on / t_off:.2f}")
 
 
 def main() -> None:
@@ -206,6 +245,8 @@ def main() -> None:
         part_c(pm, args.tokens)
     if "d" in parts:
         part_d(pm, args.tokens, args.students, args.cap, args.budget)
+    if "e" in parts:
+        part_e(pm, args.tokens, args.students)
     print("engine stats:", engine_stats(pm.model))
 
 

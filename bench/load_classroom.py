@@ -10,9 +10,9 @@ bench/bench_client_vs_browser.py showed load the server as Chromium does. Phases
 1. warm-up (model load, imports; not measured), then the attention slider at idle and each prompt's solo run:
    one student alone, greedy, --max-new-tokens (its answer is the reference; its tokens/s is "one student's rate").
 2. for each N: --probes sessions sit on the attention lab; N students open the generation lab, choose greedy
-   decoding, type a prompt (students take turns over PROMPTS: some share a prompt, some do not) and move the "Max
-   new tokens" slider; then all press Generate at once. Meanwhile each probe moves the n_head slider (a new value
-   after each answer, --think-s apart). Per student: time to first token (the click to the first "token 1 of ..."
+   decoding, type a prompt (students take turns over the ten PROMPTS) and move the "Max new tokens" slider;
+   then all press Generate at once. Meanwhile each probe moves the n_head slider (a new value after each answer,
+   --think-s apart). Per student: time to first token (the click to the first "token 1 of ..."
    caption), tokens and tokens/s (tokens / (finished caption - click)); in total: all tokens / (last finished -
    click); the probes' slider-to-finished-run times; exceptions shown in any page; disconnects; the server's RSS
    peak (sampled every 0.2 s); each greedy answer against the others with the same prompt and against its solo
@@ -57,10 +57,21 @@ sys.path.insert(0, str(BENCH.parent))
 from explorer.serving.cluster import Child, free_port  # noqa: E402
 
 MB = 1 << 20
-PROMPTS = (  # answers longer than the default 32 tokens, so every student decodes the same number of steps
+# Ten questions, taken in turn: in a class of 30 every question is asked by three students (their greedy answers
+# must agree) and no two neighbours ask the same, so the engine's reuse of prompts' beginnings shares the chat
+# template with everyone and a whole prompt only with two others. Each answer is longer than the default 32 tokens
+# (checked greedy on SmolLM2), so every student decodes the same number of steps.
+PROMPTS = (
     "Write a short story about a robot who learns to paint.",
     "Explain how a rainbow forms, step by step.",
     "Describe a busy market in a small town in the morning.",
+    "Explain why the sea is salty.",
+    "Write a letter to a friend about your summer holiday.",
+    "Describe how bread is made, from flour to loaf.",
+    "Tell me about the life of a honeybee.",
+    "Explain how plants grow from a seed.",
+    "Write a poem about the moon over a quiet lake.",
+    "Describe a thunderstorm at night.",
 )
 GOAL_N = 30
 GOAL_TTFT_P95_S = 3.0

@@ -11,7 +11,10 @@ background thread that, step after step:
    long one, ``limits.PREFILL_CHUNK_TOKENS`` tokens each) as fit a budget of ``PREFILL_BUDGET_TOKENS`` tokens
    per step, earliest arrival first, laid end to end in ONE forward (``explorer.model.SlotPack``: each
    segment sees only its own row's keys, no padding). A class pressing Generate at once is read in a few steps,
-   and a long prompt still delays the others by one chunk at a time, never by the whole prompt;
+   and a long prompt still delays the others by one chunk at a time, never by the whole prompt. A prompt that
+   begins as one read before (a chat template's system prompt, the prompt a whole class was asked to try) copies
+   that beginning's keys and values (``explorer.prefix_cache``) instead of reading it again, and one whose
+   beginning a request ahead of it is reading right now waits a step for it;
 4. runs the newest token of every running request through the model in one forward (per-row positions and
    masks, see ``explorer.model.Pass``), and picks each request's next token with its own sampling settings and
    its own seeded ``torch.Generator``.
@@ -41,6 +44,7 @@ import torch
 from . import limits, priority
 from .i18n import Msg
 from .model import RunContext, SlotKVCache, Transformer
+from .prefix_cache import PrefixStore, common_prefix
 from .sampling import SamplingSettings
 
 MAX_BATCH_ENV = "EXPLORER_MAX_BATCH"
@@ -61,6 +65,12 @@ BUFFER = 4  # picks decoded ahead of a caller that does not read: a Stop wastes 
 PARK_AFTER_S = 2.0  # a full buffer unread this long gives its slot to a waiting request
 IDLE_EXIT_S = 30.0  # the thread ends after this long without work (the next request starts a new one)
 CACHE_COLUMNS = 64  # the slot cache grows by whole blocks of columns, so it is rarely copied
+PREFIX_CACHE_ENV = "EXPLORER_PREFIX_CACHE"  # "0" turns the reuse of prompts' beginnings off (to measure it)
+# A prompt whose beginning a request ahead of it is reading right now waits a step for it rather than read the
+# same tokens again, when that saves at least this many: a class pressing Generate at once shares the chat
+# template's 30 tokens, and one step's wait (one short prompt read) costs less than reading them 30 times.
+PREFIX_WAIT_TOKENS = 8
+PREFIX_MASKS = ("causal", "sliding_window")  # masks under which a token's keys depend only on the tokens before it
 
 
 def default_max_batch() -> int:
@@ -72,6 +82,33 @@ def default_max_batch() -> int:
         except ValueError:
             pass  # a malformed setting must not take the server down
     return DEFAULT_MAX_BATCH
+
+
+def weights_version(model: Transformer) -> int | None:
+    """A number that changes whenever any of the model's weights is written in place (torch's version counters);
+    None when the model may change in another way: it is being trained (a weight requires grad), or its weights
+    keep no counter (made under inference mode)."""
+    try:
+        total = 0
+        for p in model.parameters():
+            if p.requires_grad:
+                return None
+            total += p._version
+        return total
+    except RuntimeError:  # an inference tensor has no version counter
+        return None
+
+
+def can_reuse_prefixes(model: Transformer) -> bool:
+    """Whether a stored beginning's keys and values stay right for ``model``: a causal or sliding-window mask (a
+    token's keys depend only on the tokens before it) and frozen weights."""
+    return model.cfg.mask in PREFIX_MASKS and weights_version(model) is not None
+
+
+def reuses_prefixes(model: Transformer) -> bool:
+    """Whether the engine of ``model`` reuses the keys and values of prompts' shared beginnings (module doc):
+    where it can, unless EXPLORER_PREFIX_CACHE=0."""
+    return os.environ.get(PREFIX_CACHE_ENV, "").strip() != "0" and can_reuse_prefixes(model)
 
 
 @dataclass(frozen=True)
@@ -179,6 +216,8 @@ class Engine:
         self.max_batch = default_max_batch() if max_batch is None else max(1, int(max_batch))
         self.idle_exit_s, self.buffer, self.park_after_s = idle_exit_s, buffer, park_after_s
         self.prefill_budget = prefill_budget  # prompt tokens read per step, all joining requests together
+        self._prefixes = PrefixStore() if reuses_prefixes(model) else None
+        self._weights_version = weights_version(model)
         self._cond = threading.Condition()
         self._waiting: deque[Request] = deque()
         self._running: list[Request] = []  # index = row of the slot cache
@@ -187,7 +226,10 @@ class Engine:
         self.steps = 0  # decode steps
         self.prefill_chunks = 0  # prompt chunks read
         self.prefill_forwards = 0  # forwards that read them (several chunks each when a class joins at once)
+        self.prefill_tokens = 0  # prompt tokens they read
         self.tokens_total = 0
+        self.prefix_hits = 0  # requests that started from a stored prompt's keys and values
+        self.prefix_tokens = 0  # prompt tokens they did not read again
         self.batch_sizes: Counter[int] = Counter()
         self.threads_started = 0
         self._stopping = False
@@ -266,11 +308,31 @@ class Engine:
             thread.join(timeout)
         self._fail_all(EngineStopped("The generation engine was stopped."))
 
+    def clear_prefixes(self) -> None:
+        """Forget every stored prompt beginning (the next prompts are read in full)."""
+        with self._cond:
+            if self._prefixes is not None:
+                self._prefixes.clear()
+
+    def set_prefix_reuse(self, on: bool) -> bool:
+        """Turn the reuse of prompts' beginnings on or off (to measure what it saves); on only where
+        ``can_reuse_prefixes``, whatever EXPLORER_PREFIX_CACHE says. Returns whether it is on."""
+        model = self._model()
+        with self._cond:
+            if not (on and model is not None and can_reuse_prefixes(model)):
+                self._prefixes = None
+            elif self._prefixes is None:
+                self._prefixes, self._weights_version = PrefixStore(), weights_version(model)
+            return self._prefixes is not None
+
     def stats(self) -> dict:
         with self._cond:
             return {"running": len(self._running), "waiting": len(self._waiting), "steps": self.steps,
                     "prefill_chunks": self.prefill_chunks, "prefill_forwards": self.prefill_forwards,
+                    "prefill_tokens": self.prefill_tokens,
                     "tokens_total": self.tokens_total,
+                    "prefix_hits": self.prefix_hits, "prefix_tokens": self.prefix_tokens,
+                    "prefix_cache_bytes": 0 if self._prefixes is None else self._prefixes.nbytes,
                     "batch_sizes": dict(sorted(self.batch_sizes.items())), "max_batch": self.max_batch,
                     "thread_alive": self._thread is not None and self._thread.is_alive(),
                     "threads_started": self.threads_started,
@@ -324,6 +386,8 @@ class Engine:
                 if not self._waiting or self._stopping:
                     if self._thread is threading.current_thread():
                         self._thread = None
+                    if self._prefixes is not None:  # an idle server gives the memory back
+                        self._prefixes.clear()
                     return False
                 return True
             prefills = self._next_prefills()
@@ -399,8 +463,15 @@ class Engine:
         from .generation import prefill_chunks  # the one rule for splitting a text (it lives with its tests)
 
         chosen, budget = [], self.prefill_budget
-        for r in sorted((r for r in self._running if (r.plan or r.uncached > 1) and not r.closed),
-                        key=lambda r: r.number):
+        reading = sorted((r for r in self._running if (r.plan or r.uncached > 1) and not r.closed),
+                         key=lambda r: r.number)
+        if self._prefixes is not None and any(r.cached == 0 and not r.plan for r in reading):
+            self._check_weights()
+        ahead: list[Request] = []  # earlier arrivals reading their text now: their keys are stored soon
+        for r in reading:
+            if r.cached == 0 and not r.plan and self._prefixes is not None and self._start_from_prefix(r, ahead):
+                continue  # a request ahead is reading the same beginning: copy it next step
+            ahead.append(r)
             if not r.plan:
                 r.plan = prefill_chunks(self.cfg, r.uncached, r.prefill_chunk)
             if chosen and r.plan[0] > budget:
@@ -412,6 +483,29 @@ class Engine:
             if budget <= 0:
                 break
         return chosen
+
+    def _check_weights(self) -> None:  # lock held: weights written in place make every stored prefix wrong
+        model = self._model()
+        version = None if model is None else weights_version(model)
+        if version != self._weights_version:
+            self._prefixes.clear()
+            self._weights_version = version
+            if version is None:
+                self._prefixes = None
+
+    def _start_from_prefix(self, r: Request, ahead: list[Request]) -> bool:
+        """Lock held, ``r`` not started: copy the longest stored beginning of its text into its row. True when
+        it should wait instead, because a request ahead is reading a longer shared beginning right now."""
+        most = len(r.ids) - 1  # its last token is read in any case: its logits pick the first new token
+        entry, n = self._prefixes.match(r.ids, most)
+        if any(common_prefix(r.ids, a.ids, most) >= n + PREFIX_WAIT_TOKENS for a in ahead):
+            return True
+        if entry is not None:
+            self._cache.copy_in(self._running.index(r), entry.kv, n)
+            r.cached = n
+            self.prefix_hits += 1
+            self.prefix_tokens += n
+        return False
 
     def _ready_rows(self) -> list[int]:  # lock held: rows whose newest token can be decoded now
         return [i for i, r in enumerate(self._running)
@@ -451,12 +545,21 @@ class Engine:
                 chosen[0].error = err
                 self._cond.notify_all()
             return
+        stored = []  # the texts read to their end, for the requests after them that begin the same way
+        if self._prefixes is not None:
+            for b in finishing:
+                n = self._cache.lengths[rows[b]]
+                stored.append((chosen[b].ids[:n], self._cache.snapshot(rows[b], n)))
         with self._cond:
             self.prefill_chunks += len(chosen)
             self.prefill_forwards += 1
+            self.prefill_tokens += sum(sizes)
             for r, n in zip(chosen, sizes):
                 r.cached += n
                 r.plan.pop(0)
+            if self._prefixes is not None:
+                for ids, kv in stored:
+                    self._prefixes.add(ids, kv)
         if finishing:
             attention = [None] * len(finishing)
             for slot, k in enumerate(want):
@@ -565,7 +668,8 @@ def engine_stats(model: Transformer) -> dict:
         engine = _ENGINES.get(model)
     if engine is None:
         return {"running": 0, "waiting": 0, "steps": 0, "prefill_chunks": 0, "prefill_forwards": 0,
-                "tokens_total": 0, "batch_sizes": {},
+                "prefill_tokens": 0, "tokens_total": 0, "prefix_hits": 0, "prefix_tokens": 0, "prefix_cache_bytes": 0,
+                "batch_sizes": {},
                 "max_batch": default_max_batch(), "thread_alive": False, "threads_started": 0, "cache_bytes": 0}
     return engine.stats()
 

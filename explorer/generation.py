@@ -180,8 +180,10 @@ class Generation(RunView):
 
     def __init__(self, model: Transformer, tokenizer: ModelTokenizer, prompt: Prompt, settings: SamplingSettings, *,
                  use_cache: bool, attention: bool, n_candidates: int, stop_ids: Sequence[int],
-                 prefill_chunk: int = limits.PREFILL_CHUNK_TOKENS, engine: Engine | None = None):
+                 prefill_chunk: int = limits.PREFILL_CHUNK_TOKENS, engine: Engine | None = None,
+                 labels: bool = True):
         self.model, self.tokenizer, self.prompt = model, tokenizer, prompt
+        self.labels = labels
         if settings.seed is None and not settings.greedy:
             settings = dataclasses.replace(settings, seed=secrets.randbits(62))
         self.settings = settings
@@ -310,7 +312,7 @@ class Generation(RunView):
         model_entropy = float(entropy_bits(model_probs))
         step = Step(
             index=index, position=position, token_id=token,
-            label=next_token_labels(self.tokenizer, context, [token])[0],
+            label=next_token_labels(self.tokenizer, context, [token])[0] if self.labels else "",
             delta=delta, prob=float(probs[token]), model_prob=float(model_probs[token]),
             candidates=self._candidates(probs, model_probs, token, context), n_kept=int((probs > 0).sum()),
             entropy=float(entropy_bits(probs)) if probs is not model_probs else model_entropy,
@@ -335,7 +337,8 @@ class Generation(RunView):
         top = torch.topk(rank, n).indices.tolist()
         if chosen not in top:
             top.append(chosen)
-        labels = next_token_labels(self.tokenizer, context, top)  # each as it would read after the text so far
+        # Each as it would read after the text so far (a server that sends token ids names none of them).
+        labels = next_token_labels(self.tokenizer, context, top) if self.labels else [""] * len(top)
         return tuple(Candidate(token_id=t, label=lab, prob=float(probs[t]), model_prob=float(model_probs[t]))
                      for t, lab in zip(top, labels))
 
@@ -405,6 +408,7 @@ def generate(
     stop_ids: Sequence[int] | None = None,
     max_prompt_tokens: int | None = limits.GENERATION_MAX_PROMPT_TOKENS,
     prefill_chunk: int = limits.PREFILL_CHUNK_TOKENS,
+    labels: bool = True,
 ) -> Generation:
     """Continue ``prompt`` one token at a time; iterate the result for the Steps.
 
@@ -413,7 +417,9 @@ def generate(
     than the context, the settings sensible, and a run without the cache within explorer.limits' budget of tokens
     read. Generation ends at an end-of-text token (``stop_ids``, by default the tokenizer's EOS), after
     ``settings.max_new_tokens`` tokens, when the context is full, or as soon as the caller stops iterating (or
-    closes the run, from any thread).
+    closes the run, from any thread). ``labels=False`` leaves every Step's and candidate's ``label`` empty: naming
+    eleven tokens a step is most of a step's Python time, wasted on a caller that sends token ids (the engine's
+    HTTP server).
     """
     settings = settings or SamplingSettings()
     if not isinstance(settings, SamplingSettings):
@@ -443,7 +449,7 @@ def generate(
     # rows would blur. Its cost is bounded by limits.GENERATION_MAX_TOKENS_READ.
     return Generation(model, tokenizer, prompt, settings, use_cache=use_cache, attention=attention,
                       n_candidates=n_candidates, stop_ids=stop_ids, prefill_chunk=prefill_chunk,
-                      engine=engine_for(model) if use_cache else None)
+                      engine=engine_for(model) if use_cache else None, labels=labels)
 
 
 def solo_generation(model: Transformer, tokenizer: ModelTokenizer, prompt: str | Sequence[int] | Prompt,
@@ -453,7 +459,7 @@ def solo_generation(model: Transformer, tokenizer: ModelTokenizer, prompt: str |
     run = generate(model, tokenizer, prompt, settings, **kwargs)
     return Generation(model, tokenizer, run.prompt, run.settings, use_cache=run.use_cache,
                       attention=run.attention, n_candidates=run.n_candidates, stop_ids=run.stop_ids,
-                      prefill_chunk=run.prefill_chunk)
+                      prefill_chunk=run.prefill_chunk, labels=run.labels)
 
 
 def tokens_per_second(seconds: Sequence[float]) -> float:

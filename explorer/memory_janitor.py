@@ -6,9 +6,17 @@ for reuse (explorer.device.keep_freed_memory). Streamlit's own answer, a full co
 changes paid it once per change (issue 17, item 7), so .streamlit/config.toml turns it off and this thread takes
 over: it calls explorer.device.release_freed_memory when the server has worked since the last release and is
 quiet now, or when it has been busy without a pause for ``busy_period_s``. An idle server costs nothing.
+
+The first release also freezes what survived it (``gc.freeze``): by then the server has imported torch,
+transformers, plotly and Streamlit and loaded a model, some 400,000 objects that live as long as the process. A full
+collection walks every tracked object, and holds the GIL while it does: 250 ms with SmolLM2 loaded, every page of
+the class stalled for it. Frozen objects are skipped by every later collection, the janitor's and Python's own
+(a few ms). The price is bounded and paid once: cyclic garbage of the few objects alive at that moment that die
+later (the first visitor's page) is never collected.
 """
 from __future__ import annotations
 
+import gc
 import os
 import threading
 import time
@@ -61,8 +69,15 @@ class MemoryJanitor(threading.Thread):
         d.released(_cpu_seconds(), time.monotonic())  # start counting from now
         while not self.stopped.wait(d.tick_s):
             if d.due(_cpu_seconds(), time.monotonic()):
-                release_freed_memory()
+                release(first=d.releases == 0)
                 d.released(_cpu_seconds(), time.monotonic())
+
+
+def release(first: bool) -> None:
+    """One release (explorer.device.release_freed_memory); the first also freezes what survived it (module doc)."""
+    release_freed_memory()
+    if first:
+        gc.freeze()
 
 
 def _cpu_seconds() -> float:

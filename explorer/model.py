@@ -159,6 +159,20 @@ class SlotKVCache:
             t[dst, :, :n] = t[src, :, :n]
         self.lengths[dst], self.lengths[src] = n, 0
 
+    def snapshot(self, row: int, n: int) -> torch.Tensor:
+        """A copy of row ``row``'s first ``n`` keys and values: (2, n_layer, n_kv_head, n, d_head)."""
+        return torch.stack([torch.stack([t[row, :, :n] for t in self.k]),
+                            torch.stack([t[row, :, :n] for t in self.v])])
+
+    def copy_in(self, row: int, kv: torch.Tensor, n: int) -> None:
+        """Row ``row`` holds the first ``n`` keys and values of ``kv`` (a snapshot), and nothing after them."""
+        if n > self.capacity or n > kv.shape[3]:
+            raise ValueError(f"{n} tokens do not fit a row of {self.capacity} or a snapshot of {kv.shape[3]}.")
+        for layer, (k, v) in enumerate(zip(self.k, self.v)):
+            k[row, :, :n] = kv[0, layer, :, :n]
+            v[row, :, :n] = kv[1, layer, :, :n]
+        self.lengths[row] = n
+
     def rows(self, first: int, stop: int) -> "SlotView":
         """What one forward reads and writes: rows first .. stop - 1, each continuing from its own length."""
         return SlotView(self, first, stop)

@@ -448,3 +448,15 @@ def test_decode_layout_keeps_every_result():
     # A random model's best two logits can be close: equal up to a near tie.
     assert_same_greedy([x.token_id for x in generate(b, tok, "hello", s)], expected,
                        margins(a, a.cfg, g.prompt.ids, expected), min_compared=10)
+
+
+def test_a_run_without_labels_names_nothing_and_picks_the_same(tiny):
+    """The engine's HTTP server sends token ids: its runs skip naming the tokens, and nothing else changes."""
+    s = SamplingSettings(temperature=0.9, top_k=20, max_new_tokens=6, seed=5)
+    named = list(generate(tiny.model, tiny.tokenizer, "Once upon", s))
+    bare = list(generate(tiny.model, tiny.tokenizer, "Once upon", s, labels=False))
+    assert [x.token_id for x in bare] == [x.token_id for x in named]
+    assert [[c.token_id for c in x.candidates] for x in bare] == [[c.token_id for c in x.candidates] for x in named]
+    assert "".join(x.delta for x in bare) == "".join(x.delta for x in named)
+    assert all(x.label == "" and all(c.label == "" for c in x.candidates) for x in bare)
+    assert all(x.label for x in named)

@@ -78,3 +78,35 @@ def test_the_app_start_caps_arenas_and_starts_the_janitor():
                          capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout.strip().splitlines()[-1]) == {"arenas": True, "janitor": True, "thread": True}
+
+
+FREEZE = """
+import gc, json
+from explorer.memory_janitor import release
+
+class Page:  # a visitor's objects: a reference cycle, as Streamlit's session objects are
+    def __init__(self):
+        self.me = self
+
+long_lived = [Page() for _ in range(1000)]
+release(first=True)
+frozen = gc.get_freeze_count()
+del long_lived
+later = [Page() for _ in range(500)]
+del later
+found = gc.collect()  # finds the new cycles; the frozen ones are neither walked nor collected
+survivors = [Page() for _ in range(300)]
+release(first=False)
+print(json.dumps({"frozen": frozen, "found": found, "still_frozen": gc.get_freeze_count()}))
+"""
+
+
+def test_the_first_release_freezes_the_survivors_and_later_collections_skip_them():
+    out = subprocess.run([sys.executable, "-c", textwrap.dedent(FREEZE)], cwd=ROOT, capture_output=True, text=True,
+                         timeout=120, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    assert out.returncode == 0, out.stderr
+    got = json.loads(out.stdout.strip().splitlines()[-1])
+    assert got["frozen"] >= 1000  # the imports' objects and the long-lived pages
+    assert 500 <= got["found"] < 1000  # the later pages' cycles, not the frozen ones (Python counts each cycle's
+    # objects: a Page and its __dict__)
+    assert got["still_frozen"] - got["frozen"] < 300  # a later release does not freeze the 300 survivors

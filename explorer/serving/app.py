@@ -56,7 +56,7 @@ class Run:
                                     pm.config.max_seq_len)
             self.prompt = prompt
             gen = generate(pm.model, pm.tokenizer, prompt, req.settings, n_candidates=req.n_candidates,
-                           stop_ids=pm.eos_token_ids)
+                           stop_ids=pm.eos_token_ids, labels=False)  # tokens go out as ids or decoded alone
         except ValueError as err:  # the prompt or the settings, said as the lab says it
             self._put("error", api.ApiError(sentence_of(err), param="messages" if req.chat else "prompt"))
             return
