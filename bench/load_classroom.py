@@ -3,20 +3,22 @@ while others move the attention lab's sliders (issue 12, §3).
 
     .venv/bin/python bench/load_classroom.py [--n 1 10 30] [--quick] [--max-new-tokens 32] [--rounds 10]
                                              [--round-size 10] [--round-tokens 8] [--probes 2]
-                                             [--time-limit-s 2400] [-- extra `streamlit run` options]
+                                             [--time-limit-s 2400] [--engine-process [--engine-threads N]
+                                             [--engine-nice N]] [-- extra `streamlit run` options]
 
 One server (app.py, .streamlit/config.toml, a free loopback port), driven by bench/st_client.py sessions, which
 bench/bench_client_vs_browser.py showed load the server as Chromium does. Phases, each wait bounded:
 1. warm-up (model load, imports; not measured), then the attention slider at idle and each prompt's solo run:
    one student alone, greedy, --max-new-tokens (its answer is the reference; its tokens/s is "one student's rate").
-2. for each N: --probes sessions sit on the attention lab; N students open the generation lab, choose greedy
-   decoding, type a prompt (students take turns over the ten PROMPTS) and move the "Max new tokens" slider;
-   then all press Generate at once. Meanwhile each probe moves the n_head slider (a new value after each answer,
-   --think-s apart). Per student: time to first token (the click to the first "token 1 of ..."
-   caption), tokens and tokens/s (tokens / (finished caption - click)); in total: all tokens / (last finished -
-   click); the probes' slider-to-finished-run times; exceptions shown in any page; disconnects; the server's RSS
-   peak (sampled every 0.2 s); each greedy answer against the others with the same prompt and against its solo
-   answer (no cross-talk).
+2. for each N, once the engine has forgotten the prompts it stored (ENGINE_IDLE_EXIT_S): --probes sessions sit
+   on the attention lab; N students open the generation lab, choose greedy decoding, type a prompt (students take
+   turns over the ten PROMPTS) and move the "Max new tokens" slider; then all press Generate at once. Meanwhile
+   each probe moves the n_head slider (a new value after each answer, --think-s apart). Per student: time to first
+   token (the click to the first "token 1 of ..." caption), tokens and tokens/s (tokens / (finished caption -
+   click)); in total: all tokens / (last finished - click); the probes' slider-to-finished-run times; exceptions
+   shown in any page; disconnects; the server's RSS peak (sampled every 0.2 s); each greedy answer against the
+   others with the same prompt and against its solo answer (no cross-talk); with --engine-process, what the
+   engine did (decode steps, their batch and time, prompt tokens read and reused, from its /health).
 3. --rounds rounds of join/generate/leave (--round-size students, --round-tokens tokens, then a slider change in
    the attention lab, then every tab closes); after each the server's RSS once the sessions have expired and the
    server is quiet, and the least-squares slope of RSS over the rounds.
@@ -25,7 +27,8 @@ bench/bench_client_vs_browser.py showed load the server as Chromium does. Phases
 --engine-process measures the class set-up of `make serve-class` on one machine: the engine in its own process
 (python -m explorer.serving, as explorer/serving/cluster.py starts it) and the app told its address in
 EXPLORER_ENGINE_URL, so the pages and the decoder no longer share one interpreter. RSS is then the app's; the
-engine's is printed beside it.
+engine's is printed beside it. --engine-threads and --engine-nice set the engine process's torch threads and its
+CPU priority below the app's.
 
 Texts and labels are read from the English catalog (assets/i18n), so a reworded caption does not break the bench.
 The client runs on the same cores as the server: it prints its own CPU share of each phase.
@@ -35,6 +38,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import importlib.util
+import json
 import math
 import os
 import re
@@ -42,6 +46,7 @@ import statistics
 import string
 import sys
 import time
+import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
@@ -82,6 +87,10 @@ GOAL_SPEEDUP = 5.0
 # SmolLM2) over 10 rounds of 10 students is 180 MB, about 11 % of the 1.6 GB server with SmolLM2 loaded; after the
 # memory janitor's release the rounds differ by a few MB.
 FLAT_SHARE = 0.05
+# The engines (the app's, or the engine process) end their thread, forgetting the prompts they stored, after this
+# long without work, and each class phase starts later than that: its prompts are new to the engine, as a class's
+# own questions are, and not the solo runs' (the same ten prompts) read again from the store.
+ENGINE_IDLE_EXIT_S = 2.0
 OPEN_TIMEOUT_S = 180.0  # 30 first script runs of the generation lab at once on 2 cores
 RUN_TIMEOUT_S = 120.0
 SLIDER_TIMEOUT_S = 60.0
@@ -490,7 +499,7 @@ def load_average() -> str:
     return f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores"
 
 
-def print_phase(p: Phase, solo_tps: float) -> None:
+def print_phase(p: Phase, solo_tps: float, engine: str = "") -> None:
     rates = p.rates
     print(f"N={p.n}: {p.wall_s:.1f} s, {load_average()}, client CPU {p.client_cpu_share:.0%} of the cores\n"
           f"       first token p50 {_ms(percentile(p.ttfts, 50))} ms, p95 {_ms(percentile(p.ttfts, 95))} ms "
@@ -500,7 +509,7 @@ def print_phase(p: Phase, solo_tps: float) -> None:
           f"{p.total_tps / solo_tps:.2f} x one student's solo rate\n"
           f"       attention slider during the load p50 {_ms(percentile(p.slider_times, 50))} ms, p95 "
           f"{_ms(percentile(p.slider_times, 95))} ms ({len(p.slider_times)} changes); server RSS peak "
-          f"{p.rss_peak / MB:.0f} MB", flush=True)
+          f"{p.rss_peak / MB:.0f} MB{engine}", flush=True)
     problems = p.problems()
     exceptions = sum(1 for x in problems if "disconnected" not in x)
     disconnects = sum(1 for x in problems if "disconnected" in x)
@@ -520,13 +529,39 @@ class Report:
     wall_s: float
 
 
-def start_engine(deadline: Deadline, threads: int | None) -> Child:
+def engine_counts(engine: Child | None) -> dict | None:
+    """The engine process's counters for SmolLM2 (its /health), None without one or when it does not answer."""
+    if engine is None:
+        return None
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{engine.port}/health", timeout=10) as resp:
+            return next(iter(json.load(resp)["engines"].values()), None)
+    except (OSError, ValueError, KeyError):
+        return None
+
+
+def engine_line(before: dict | None, after: dict | None) -> str:
+    """What the engine did during a phase: its decode steps and their mean batch, seconds in each kind of step."""
+    if not before or not after:
+        return ""
+    d = {k: after[k] - before[k] for k in ("steps", "decode_seconds", "prefill_seconds", "prefill_tokens",
+                                           "prefix_hits", "prefix_tokens", "tokens_total")}
+    steps = max(d["steps"], 1)
+    return (f"\n       engine: {d['steps']} decode steps, {d['tokens_total'] / steps:.1f} tokens each, "
+            f"{1000 * d['decode_seconds'] / steps:.0f} ms each; {d['prefill_seconds']:.1f} s reading "
+            f"{d['prefill_tokens']} prompt tokens; {d['prefix_hits']} prompts began from a stored one "
+            f"({d['prefix_tokens']} tokens not read again)")
+
+
+def start_engine(deadline: Deadline, threads: int | None, nice: int | None) -> Child:
     """The engine process of `make serve-class`, on a free loopback port, ready (its model loaded)."""
     port = free_port()
-    env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
+    env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1",
+               EXPLORER_ENGINE_IDLE_EXIT_S=str(ENGINE_IDLE_EXIT_S))
     if threads:
         env["EXPLORER_TORCH_THREADS"] = str(threads)
-    engine = Child("engine", [sys.executable, "-m", "explorer.serving", "--model", "smollm2", "--port", str(port)],
+    engine = Child("engine", [sys.executable, "-m", "explorer.serving", "--model", "smollm2", "--port", str(port),
+                              *([] if nice is None else ["--nice", str(nice)])],
                    Path(f"/tmp/load_classroom_engine_{port}.log"), env, port,
                    health_url=f"http://127.0.0.1:{port}/health")
     engine.start()
@@ -542,8 +577,10 @@ async def bench(args) -> Report:
     t_start = time.monotonic()
     deadline = Deadline(args.time_limit_s)
     extra = ["--server.disconnectedSessionTTL", str(args.ttl), *args.server_args]
-    engine = start_engine(deadline, args.engine_threads) if args.engine_process else None
-    env = {"EXPLORER_ENGINE_URL": f"http://127.0.0.1:{engine.port}/v1"} if engine else None
+    engine = start_engine(deadline, args.engine_threads, args.engine_nice) if args.engine_process else None
+    env = {"EXPLORER_ENGINE_IDLE_EXIT_S": str(ENGINE_IDLE_EXIT_S)}
+    if engine is not None:
+        env["EXPLORER_ENGINE_URL"] = f"http://127.0.0.1:{engine.port}/v1"
     try:
         return await _bench(args, deadline, t_start, extra, env, engine)
     finally:
@@ -559,7 +596,8 @@ async def _bench(args, deadline: Deadline, t_start: float, extra: list[str], env
     with serve(extra=extra, env=env) as server:
         url, pid = server.url, server.pid
         print(f"server {url} (pid {pid}), log {server.log}; RSS idle {rss_bytes(pid) / MB:.0f} MB; {load_average()}"
-              + (f"; engine process {env['EXPLORER_ENGINE_URL']}, log {engine.log}" if engine else ""), flush=True)
+              + (f"; engine process {env['EXPLORER_ENGINE_URL']}, log {engine.log}" if engine else "")
+              + f"; the engine forgets stored prompts {ENGINE_IDLE_EXIT_S:g} s after its last run", flush=True)
         warm = Student(url, -99, PROMPTS[0], 4, deadline)
         try:
             await warm.join()
@@ -582,9 +620,11 @@ async def _bench(args, deadline: Deadline, t_start: float, extra: list[str], env
 
         phases = []
         for k, n in enumerate(args.n):
+            await asyncio.sleep(ENGINE_IDLE_EXIT_S + 2.0)  # the engine forgets the prompts it read before
+            before = engine_counts(engine)
             phase = await class_phase(url, pid, n, args, deadline, k + 1)
             phases.append(phase)
-            print_phase(phase, solo_tps)
+            print_phase(phase, solo_tps, engine_line(before, engine_counts(engine)))
             talk = answer_problems([(s.index, s.prompt, s.answer) for s in phase.students], solo_answers)
             print(f"       greedy answers: {'identical per prompt and to the solo answers' if not talk else ''}"
                   + "".join(f"\n         {x}" for x in talk[:5]))
@@ -634,6 +674,8 @@ def parse_args(argv=None):
                         help="the engine in its own process (make serve-class's set-up) instead of the app's")
     parser.add_argument("--engine-threads", type=int, default=None,
                         help="with --engine-process: the engine's torch threads (EXPLORER_TORCH_THREADS, default 1)")
+    parser.add_argument("--engine-nice", type=int, default=None,
+                        help="with --engine-process: its --nice (default python -m explorer.serving's)")
     parser.add_argument("server_args", nargs="*", help="extra `streamlit run` options, after --")
     args = parser.parse_args(argv)
     if args.quick:
@@ -644,6 +686,8 @@ def parse_args(argv=None):
         parser.error("tokens must be in 1..256, --probes in 0..10")
     if args.engine_threads is not None and not (args.engine_process and 1 <= args.engine_threads <= 64):
         parser.error("--engine-threads goes with --engine-process, and is in 1..64")
+    if args.engine_nice is not None and not (args.engine_process and 0 <= args.engine_nice <= 19):
+        parser.error("--engine-nice goes with --engine-process, and is in 0..19")
     return args
 
 

@@ -64,6 +64,7 @@ PREFILL_BUDGET_TOKENS = 2 * limits.PREFILL_CHUNK_TOKENS
 BUFFER = 4  # picks decoded ahead of a caller that does not read: a Stop wastes at most this many steps
 PARK_AFTER_S = 2.0  # a full buffer unread this long gives its slot to a waiting request
 IDLE_EXIT_S = 30.0  # the thread ends after this long without work (the next request starts a new one)
+IDLE_EXIT_ENV = "EXPLORER_ENGINE_IDLE_EXIT_S"  # another wait, in seconds (a bench that wants each class's prompts new)
 CACHE_COLUMNS = 64  # the slot cache grows by whole blocks of columns, so it is rarely copied
 PREFIX_CACHE_ENV = "EXPLORER_PREFIX_CACHE"  # "0" turns the reuse of prompts' beginnings off (to measure it)
 # A prompt whose beginning a request ahead of it is reading right now waits a step for it rather than read the
@@ -71,6 +72,8 @@ PREFIX_CACHE_ENV = "EXPLORER_PREFIX_CACHE"  # "0" turns the reuse of prompts' be
 # template's 30 tokens, and one step's wait (one short prompt read) costs less than reading them 30 times.
 PREFIX_WAIT_TOKENS = 8
 PREFIX_MASKS = ("causal", "sliding_window")  # masks under which a token's keys depend only on the tokens before it
+COUNTERS = ("steps", "prefill_chunks", "prefill_forwards", "prefill_tokens", "prefill_seconds", "decode_seconds",
+            "tokens_total", "prefix_hits", "prefix_tokens")  # what Engine.stats adds up since the engine began
 
 
 def default_max_batch() -> int:
@@ -82,6 +85,16 @@ def default_max_batch() -> int:
         except ValueError:
             pass  # a malformed setting must not take the server down
     return DEFAULT_MAX_BATCH
+
+
+def default_idle_exit_s() -> float:
+    """How long the decoding thread (and with it the stored prompts) outlives its last request: IDLE_EXIT_S, or
+    ``EXPLORER_ENGINE_IDLE_EXIT_S`` when that is a number of seconds from 0.1 to 3600."""
+    try:
+        seconds = float(os.environ.get(IDLE_EXIT_ENV, ""))
+    except ValueError:
+        return IDLE_EXIT_S  # unset or malformed: a setting must not take the server down
+    return seconds if 0.1 <= seconds <= 3600 else IDLE_EXIT_S
 
 
 def weights_version(model: Transformer) -> int | None:
@@ -208,13 +221,14 @@ class Engine:
     """Continuous batching for one model (see the module doc). Thread-safe; the decoding thread starts with the
     first request and ends after ``idle_exit_s`` without any."""
 
-    def __init__(self, model: Transformer, max_batch: int | None = None, *, idle_exit_s: float = IDLE_EXIT_S,
+    def __init__(self, model: Transformer, max_batch: int | None = None, *, idle_exit_s: float | None = None,
                  buffer: int = BUFFER, park_after_s: float = PARK_AFTER_S,
                  prefill_budget: int = PREFILL_BUDGET_TOKENS):
         self._model = weakref.ref(model)  # a dropped model frees its engine (and the engine never keeps it alive)
         self.cfg = model.cfg
         self.max_batch = default_max_batch() if max_batch is None else max(1, int(max_batch))
-        self.idle_exit_s, self.buffer, self.park_after_s = idle_exit_s, buffer, park_after_s
+        self.idle_exit_s = default_idle_exit_s() if idle_exit_s is None else idle_exit_s
+        self.buffer, self.park_after_s = buffer, park_after_s
         self.prefill_budget = prefill_budget  # prompt tokens read per step, all joining requests together
         self._prefixes = PrefixStore() if reuses_prefixes(model) else None
         self._weights_version = weights_version(model)
@@ -227,6 +241,7 @@ class Engine:
         self.prefill_chunks = 0  # prompt chunks read
         self.prefill_forwards = 0  # forwards that read them (several chunks each when a class joins at once)
         self.prefill_tokens = 0  # prompt tokens they read
+        self.prefill_seconds = self.decode_seconds = 0.0  # time spent in each kind of step (the engine's load)
         self.tokens_total = 0
         self.prefix_hits = 0  # requests that started from a stored prompt's keys and values
         self.prefix_tokens = 0  # prompt tokens they did not read again
@@ -327,11 +342,8 @@ class Engine:
 
     def stats(self) -> dict:
         with self._cond:
-            return {"running": len(self._running), "waiting": len(self._waiting), "steps": self.steps,
-                    "prefill_chunks": self.prefill_chunks, "prefill_forwards": self.prefill_forwards,
-                    "prefill_tokens": self.prefill_tokens,
-                    "tokens_total": self.tokens_total,
-                    "prefix_hits": self.prefix_hits, "prefix_tokens": self.prefix_tokens,
+            return {"running": len(self._running), "waiting": len(self._waiting),
+                    **{name: getattr(self, name) for name in COUNTERS},
                     "prefix_cache_bytes": 0 if self._prefixes is None else self._prefixes.nbytes,
                     "batch_sizes": dict(sorted(self.batch_sizes.items())), "max_batch": self.max_batch,
                     "thread_alive": self._thread is not None and self._thread.is_alive(),
@@ -407,8 +419,12 @@ class Engine:
         with torch.inference_mode():
             if prefills:
                 self._prefill(model, prefills)
+            read = time.perf_counter()
             if rows:
                 self._decode(model, rows, start)
+        with self._cond:
+            self.prefill_seconds += read - start
+            self.decode_seconds += time.perf_counter() - read
         return True
 
     def _tidy(self) -> None:  # lock held: release finished / closed / failed rows, park idle ones, admit waiting
@@ -667,10 +683,9 @@ def engine_stats(model: Transformer) -> dict:
     with _ENGINES_LOCK:
         engine = _ENGINES.get(model)
     if engine is None:
-        return {"running": 0, "waiting": 0, "steps": 0, "prefill_chunks": 0, "prefill_forwards": 0,
-                "prefill_tokens": 0, "tokens_total": 0, "prefix_hits": 0, "prefix_tokens": 0, "prefix_cache_bytes": 0,
-                "batch_sizes": {},
-                "max_batch": default_max_batch(), "thread_alive": False, "threads_started": 0, "cache_bytes": 0}
+        return {"running": 0, "waiting": 0, **{name: 0 for name in COUNTERS}, "prefix_cache_bytes": 0,
+                "batch_sizes": {}, "max_batch": default_max_batch(), "thread_alive": False, "threads_started": 0,
+                "cache_bytes": 0}
     return engine.stats()
 
 

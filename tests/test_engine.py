@@ -436,9 +436,18 @@ def test_the_thread_ends_when_idle_and_starts_again():
     deadline = time.monotonic() + 10
     while engine_stats(pm.model)["thread_alive"] and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert not engine_stats(pm.model)["thread_alive"] and engine_stats(pm.model)["cache_bytes"] == 0
+    stats = engine_stats(pm.model)
+    assert not stats["thread_alive"] and stats["cache_bytes"] == 0 and stats["prefix_cache_bytes"] == 0
     assert ids_of(generate(pm.model, pm.tokenizer, "again", s)) == first
     assert engine_stats(pm.model)["threads_started"] == 2
+
+
+def test_how_long_the_thread_outlives_its_last_request_is_a_setting(monkeypatch):
+    from explorer.engine import IDLE_EXIT_S, default_idle_exit_s
+    for raw, want in (("", IDLE_EXIT_S), ("2.5", 2.5), ("soon", IDLE_EXIT_S), ("0", IDLE_EXIT_S), ("1e9", IDLE_EXIT_S)):
+        monkeypatch.setenv("EXPLORER_ENGINE_IDLE_EXIT_S", raw)
+        assert default_idle_exit_s() == want, raw
+    assert engine_for(fresh_tiny().model).idle_exit_s == IDLE_EXIT_S
 
 
 def test_one_engine_per_model_and_it_goes_with_the_model():

@@ -96,9 +96,22 @@ def test_quick_and_bounds_of_the_command_line():
         lc.parse_args(["--n", "500"])
     assert not lc.parse_args([]).engine_process  # the app's own engine unless asked
     assert lc.parse_args(["--engine-process", "--engine-threads", "2"]).engine_threads == 2
-    for bad in (["--engine-threads", "2"], ["--engine-process", "--engine-threads", "0"]):
+    assert lc.parse_args(["--engine-process", "--engine-nice", "0"]).engine_nice == 0
+    for bad in (["--engine-threads", "2"], ["--engine-process", "--engine-threads", "0"], ["--engine-nice", "5"],
+                ["--engine-process", "--engine-nice", "20"]):
         with pytest.raises(SystemExit):
             lc.parse_args(bad)
+
+
+def test_the_engine_line_says_what_the_engine_did_in_a_phase():
+    before = dict(steps=10, decode_seconds=2.0, prefill_seconds=0.5, prefill_tokens=100, prefix_hits=1,
+                  prefix_tokens=30, tokens_total=40)
+    after = dict(steps=42, decode_seconds=10.0, prefill_seconds=1.5, prefill_tokens=400, prefix_hits=30,
+                 prefix_tokens=900, tokens_total=1000)
+    line = lc.engine_line(before, after)
+    assert "32 decode steps, 30.0 tokens each, 250 ms each" in line
+    assert "1.0 s reading 300 prompt tokens; 29 prompts began from a stored one (870 tokens" in line
+    assert lc.engine_line(None, after) == ""
 
 
 @pytest.mark.slow

@@ -20,6 +20,7 @@ from explorer import limits
 from explorer.generation import generate, prepare_prompt
 from explorer.models.tiny import load_tiny
 from explorer.sampling import SamplingSettings
+from explorer.serving.__main__ import DEFAULT_NICE
 from explorer.serving.api import MAX_BODY_BYTES
 from explorer.serving.remote import RemoteEngine
 from explorer.serving.stops import StopText
@@ -108,11 +109,15 @@ def test_the_command_line_serves_its_model_and_says_it_is_healthy():
                 assert proc.poll() is None and time.monotonic() < deadline, proc.stdout.read().decode()
                 time.sleep(0.2)
         assert status == 200 and health["status"] == "ok" and health["models"] == [TINY]
+        assert set(health["engines"]) == {TINY} and health["engines"][TINY]["steps"] == 0  # its counters
+        # Below the app's priority (--nice's default): a page computing on the same machine gets the CPU first.
+        assert os.getpriority(os.PRIO_PROCESS, proc.pid) - os.getpriority(os.PRIO_PROCESS, 0) == DEFAULT_NICE
         status, models = request(base, "/v1/models")
         assert status == 200 and [m["id"] for m in models["data"]] == [TINY]
         status, answer = request(base, "/v1/completions", {"model": TINY, "prompt": "Hi", "max_tokens": 3,
                                                            "temperature": 0})
         assert status == 200 and answer["usage"]["completion_tokens"] == 3
+        assert request(base, "/health")[1]["engines"][TINY]["tokens_total"] == 3
     finally:
         proc.terminate()
         proc.wait(10)

@@ -20,6 +20,7 @@ from starlette.requests import Request as HttpRequest
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from ..engine import engine_stats
 from ..generation import Prompt, Step, generate, prepare_prompt
 from ..i18n import sentence_of
 from ..models import LoadedModel
@@ -116,7 +117,8 @@ class Server:
     # ---- routes ---------------------------------------------------------------------------------------------------
     async def health(self, request: HttpRequest) -> Response:
         return JSONResponse({"status": "ok", "models": list(self.served), "open_requests": self.open,
-                             "runs_total": self.runs_total})
+                             "runs_total": self.runs_total,
+                             "engines": {name: engine_stats(pm.model) for name, pm in self.served.items()}})
 
     async def models(self, request: HttpRequest) -> Response:
         return JSONResponse({"object": "list", "data": [
