@@ -324,10 +324,31 @@ class Engine:
         self._fail_all(EngineStopped("The generation engine was stopped."))
 
     def clear_prefixes(self) -> None:
-        """Forget every stored prompt beginning (the next prompts are read in full)."""
+        """Forget every stored prompt beginning, pinned ones too (the next prompts are read in full)."""
         with self._cond:
             if self._prefixes is not None:
-                self._prefixes.clear()
+                self._prefixes.clear(pinned=True)
+
+    def pin_prefix(self, ids: Sequence[int]) -> bool:
+        """Read ``ids`` now, in the caller's thread, and keep their keys and values for good: every prompt that
+        begins with them copies them instead of reading them (a chat template's system prompt, pinned when the
+        model loads; explorer.generation.pin_chat_template). False when this engine does not reuse prefixes."""
+        model = self._model()
+        if self._prefixes is None or model is None or not 0 < len(ids) < self.cfg.max_seq_len:
+            return False
+        check_ids(model, ids)
+        p = next(model.parameters())
+        cache = SlotKVCache(self.cfg, 1, len(ids), dtype=p.dtype, device=p.device)
+        with torch.inference_mode():
+            model(torch.tensor([list(ids)], dtype=torch.long, device=model.device), kv_cache=cache.rows(0, 1),
+                  head=False)
+        cache.lengths[0] = len(ids)
+        with self._cond:
+            self._check_weights()
+            if self._prefixes is None:
+                return False
+            self._prefixes.pin(ids, cache.snapshot(0, len(ids)))
+            return True
 
     def set_prefix_reuse(self, on: bool) -> bool:
         """Turn the reuse of prompts' beginnings on or off (to measure what it saves); on only where
@@ -504,7 +525,7 @@ class Engine:
         model = self._model()
         version = None if model is None else weights_version(model)
         if version != self._weights_version:
-            self._prefixes.clear()
+            self._prefixes.clear(pinned=True)
             self._weights_version = version
             if version is None:
                 self._prefixes = None

@@ -452,6 +452,23 @@ def generate(
                       engine=engine_for(model) if use_cache else None, labels=labels)
 
 
+def chat_template_prefix(tokenizer: ModelTokenizer) -> list[int]:
+    """The tokens every chat prompt of ``tokenizer`` begins with: its system prompt and the user's header (what
+    two different questions share); empty for a tokenizer without a chat template."""
+    if not getattr(tokenizer, "supports_chat", False):
+        return []
+    a, b = tokenizer.chat_ids("a"), tokenizer.chat_ids("b")
+    n = next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))
+    return a[:n]
+
+
+def pin_chat_template(model: Transformer, tokenizer: ModelTokenizer) -> int:
+    """Keep the chat template's fixed beginning in the engine of ``model`` for good (Engine.pin_prefix), so a
+    class's chat prompts never read it, even the first after a quiet spell; the tokens kept (0: none)."""
+    ids = chat_template_prefix(tokenizer)
+    return len(ids) if ids and engine_for(model).pin_prefix(ids) else 0
+
+
 def solo_generation(model: Transformer, tokenizer: ModelTokenizer, prompt: str | Sequence[int] | Prompt,
                     settings: SamplingSettings | None = None, **kwargs) -> Generation:
     """``generate`` decoded in the calling thread, alone, with a growing KVCache: the eager loop the engine

@@ -8,7 +8,9 @@ prompt's first n copies those n columns into its own cache row and reads only th
 
 The store holds whole prompts, each as one tensor (2, n_layer, n_kv_head, length, d_head), and finds the one that
 shares the longest beginning with a new prompt. It is bounded in bytes: the least recently used prompt goes first.
-It belongs to one engine, whose thread is its only user (no lock here).
+A pinned prompt (``pin``: the chat template's system prompt, read when the model loads) stays through ``clear``
+and is never evicted, so every burst of chat prompts starts from it. The store belongs to one engine, which
+guards it with its lock.
 """
 from __future__ import annotations
 
@@ -41,6 +43,7 @@ class Entry:
     ids: tuple[int, ...]
     kv: torch.Tensor  # (2, n_layer, n_kv_head, len(ids), d_head)
     used: int  # the store's clock at its last use: the smallest goes first
+    pinned: bool = False  # kept through clear() and never evicted (a chat template's fixed beginning)
 
     @property
     def nbytes(self) -> int:
@@ -71,6 +74,16 @@ class PrefixStore:
         best.used = next(self._clock)
         return best, best_n
 
+    def pin(self, ids: Sequence[int], kv: torch.Tensor) -> None:
+        """Keep ``ids`` for good (until ``clear(pinned=True)``), whatever the bytes of the others."""
+        ids = tuple(int(i) for i in ids)
+        if kv.shape[3] != len(ids):
+            raise ValueError(f"{len(ids)} tokens but keys and values for {kv.shape[3]}.")
+        for entry in [e for e in self._entries if e.ids == ids]:
+            self._drop(entry)
+        self._entries.append(Entry(ids, kv, next(self._clock), pinned=True))
+        self.nbytes += self._entries[-1].nbytes
+
     def add(self, ids: Sequence[int], kv: torch.Tensor) -> None:
         """Keep the keys and values ``kv`` of ``ids`` (see Entry). A stored prompt that ``ids`` extends is replaced;
         when ``ids`` is the beginning of a stored one, nothing new is kept."""
@@ -81,19 +94,23 @@ class PrefixStore:
             if entry.ids[:len(ids)] == ids:  # already covered (or the same)
                 entry.used = next(self._clock)
                 return
-            if ids[:len(entry.ids)] == entry.ids:  # the new prompt continues this one
+            if ids[:len(entry.ids)] == entry.ids and not entry.pinned:  # the new prompt continues this one
                 self._drop(entry)
         entry = Entry(ids, kv, next(self._clock))
         if entry.nbytes > self.max_bytes:
             return
         self._entries.append(entry)
         self.nbytes += entry.nbytes
-        while self.nbytes > self.max_bytes or len(self._entries) > self.max_entries:
-            self._drop(min(self._entries, key=lambda e: e.used))
+        while self._evictable() and (self.nbytes > self.max_bytes or len(self._entries) > self.max_entries):
+            self._drop(min(self._evictable(), key=lambda e: e.used))
 
-    def clear(self) -> None:
-        self._entries.clear()
-        self.nbytes = 0
+    def clear(self, *, pinned: bool = False) -> None:
+        """Forget the stored prompts; the pinned ones too when ``pinned`` (their weights changed)."""
+        for entry in [e for e in self._entries if pinned or not e.pinned]:
+            self._drop(entry)
+
+    def _evictable(self) -> list[Entry]:
+        return [e for e in self._entries if not e.pinned]
 
     def _drop(self, entry: Entry) -> None:
         self._entries.remove(entry)

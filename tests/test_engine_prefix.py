@@ -13,7 +13,7 @@ import torch
 from explorer import priority
 from explorer.config import ModelConfig
 from explorer.engine import engine_for, engine_stats, reuses_prefixes, weights_version
-from explorer.generation import generate, prepare_prompt
+from explorer.generation import chat_template_prefix, generate, pin_chat_template, prepare_prompt
 from explorer.model import SlotKVCache, Transformer
 from explorer.models.tiny import load_tiny
 from explorer.prefix_cache import PrefixStore, common_prefix
@@ -75,6 +75,21 @@ def test_the_least_recently_used_prompt_goes_first_when_the_bytes_run_out():
     assert len(store) == 0 and store.nbytes == 0
 
 
+def test_a_pinned_prompt_stays_through_clears_and_evictions_until_its_weights_change():
+    one = kv(4).numel() * 4
+    store = PrefixStore(max_bytes=2 * one, min_tokens=1)
+    store.pin([9, 9, 9, 9], kv(4))
+    store.add([9, 9, 9, 9, 1], kv(5))  # continues the pinned one: both kept, the pinned one is not replaced
+    store.add([2, 2, 2, 2], kv(4))
+    store.add([3, 3, 3, 3], kv(4))  # over the bytes: the oldest unpinned ones go, never the pinned one
+    assert store.match([9, 9, 9, 9, 7], 5)[1] == 4 and store.match([3, 3, 3, 3], 4)[1] == 4
+    assert store.match([2, 2, 2, 2], 4) == (None, 0)
+    store.clear()
+    assert len(store) == 1 and store.match([9, 9, 9, 9, 7], 5)[1] == 4 and store.nbytes == one
+    store.clear(pinned=True)
+    assert len(store) == 0 and store.nbytes == 0
+
+
 def test_a_snapshot_copied_into_another_row_gives_the_same_next_logits():
     cfg = ModelConfig(n_layer=2, d_model=32, n_head=4, n_kv_head=2, vocab_size=50, max_seq_len=64,
                       positional="rope", norm="rmsnorm", activation="swiglu")
@@ -122,6 +137,19 @@ def test_weights_written_in_place_are_never_answered_from_old_keys():
     steps = list(generate(pm.model, pm.tokenizer, prompt, s))
     assert engine_stats(pm.model)["prefix_hits"] == 0  # the store was emptied, not read
     assert_like_solo(pm, prompt, s, steps)
+
+
+def test_a_pinned_beginning_is_copied_by_the_first_prompt_that_has_it():
+    pm = load_tiny("tiny-llama")
+    engine = engine_for(pm.model)
+    header = prepare_prompt(pm.tokenizer, HEADER, pm.config.max_seq_len).ids
+    assert engine.pin_prefix(header)
+    s = SamplingSettings(greedy=True, max_new_tokens=6)
+    steps = list(generate(pm.model, pm.tokenizer, HEADER + "why is the sky blue?", s))
+    stats = engine_stats(pm.model)
+    assert stats["prefix_hits"] == 1 and stats["prefix_tokens"] == len(header)
+    assert_like_solo(pm, HEADER + "why is the sky blue?", s, steps)
+    assert not engine.pin_prefix([])  # nothing to keep
 
 
 # ---- a class at once ----------------------------------------------------------------------------------------------
@@ -189,3 +217,34 @@ def test_smollm2_chat_prompts_sharing_the_template_equal_transformers_generate()
     assert template >= 20  # the system prompt and the user's header
     assert stats["prefix_hits"] - before["prefix_hits"] == 2
     assert stats["prefix_tokens"] - before["prefix_tokens"] == template + len(ids[2]) - 1
+
+
+@pytest.mark.slow
+def test_smollm2_keeps_its_chat_template_s_system_prompt_and_every_chat_prompt_starts_from_it():
+    """What the app and the engine process pin when SmolLM2 loads: the template's text up to the user's words (as
+    transformers writes the template), copied by a chat prompt that arrives alone; its answer is transformers'."""
+    from tests.hf_reference import hf_causal_lm, hf_greedy
+    from tests.pretrained_models import ours
+
+    smol = ours("smollm2-135m")
+    template = chat_template_prefix(smol.tokenizer)
+    with smol.tokenizer.locked() as raw:
+        text = raw.apply_chat_template([{"role": "user", "content": "Why is the sky blue?"}], tokenize=False,
+                                       add_generation_prompt=True)
+    head = smol.tokenizer.decode(template)
+    assert text.startswith(head) and text[len(head):].startswith("Why is the sky blue?") and len(template) >= 20
+    engine = engine_for(smol.model)
+    engine.clear_prefixes()
+    assert pin_chat_template(smol.model, smol.tokenizer) == len(template)
+    before = engine_stats(smol.model)
+    greedy = SamplingSettings(greedy=True, max_new_tokens=8)
+    steps = list(generate(smol.model, smol.tokenizer, "Why is the sky blue?", greedy, chat=True,
+                          stop_ids=smol.eos_token_ids))
+    stats = engine_stats(smol.model)
+    assert stats["prefix_hits"] - before["prefix_hits"] == 1
+    assert stats["prefix_tokens"] - before["prefix_tokens"] == len(template)
+    hf = hf_causal_lm(smol.source)
+    prompt = prepare_prompt(smol.tokenizer, "Why is the sky blue?", smol.config.max_seq_len, chat=True).ids
+    want = hf_greedy(hf, list(prompt), 8, smol.tokenizer.eos_token_id)
+    assert_same_greedy([s.token_id for s in steps], want, margins(hf, smol.config, prompt, want), min_compared=4)
+    engine.clear_prefixes()  # the other tests count from an empty store

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Sequence
 
+from ..generation import pin_chat_template
 from ..labs.generation import REAL_MODEL
 from ..models import LoadedModel
 from ..models.pretrained import load_model
@@ -23,10 +24,12 @@ def model_id(name: str) -> str:
 
 
 def load_served(names: Sequence[str]) -> dict[str, LoadedModel]:
-    """Load each model once: id -> model, in the order given."""
+    """Load each model once: id -> model, in the order given; a chat model's engine keeps its template's system
+    prompt from the start (explorer.generation.pin_chat_template)."""
     served: dict[str, LoadedModel] = {}
     for name in names:
         mid = model_id(name)
         if mid not in served:
-            served[mid] = load_tiny(mid) if mid in TINY_DECODERS else load_model(mid)
+            served[mid] = pm = load_tiny(mid) if mid in TINY_DECODERS else load_model(mid)
+            pin_chat_template(pm.model, pm.tokenizer)
     return served

@@ -16,7 +16,7 @@ import streamlit as st
 
 from ..admission import AdmissionQueue, Ticket
 from ..engine import engine_stats
-from ..generation import Generation
+from ..generation import Generation, pin_chat_template
 from ..i18n import t
 from ..labs.generation import MODEL_CHOICES, REAL_MODEL, TRAINED_MODEL, CacheComparison, GenerationSettings
 from ..limits import GENERATION_PROMPT_MAX_CHARS
@@ -83,11 +83,19 @@ def shared_tiny(name: str) -> TinyModel:
     return load_tiny(name)
 
 
+@st.cache_resource(max_entries=1, show_spinner=False)
+def pinned_chat_template(name: str) -> int:
+    """Once per process: the chat template's fixed beginning kept in the shared model's engine (its tokens)."""
+    pm = get_model(name)
+    return pin_chat_template(pm.model, pm.tokenizer)
+
+
 def get_generator_model(name: str) -> LoadedModel:
     if name == TRAINED_MODEL and my_trained_model() is not None:
         return my_trained_model()  # this session's own, from the training lab
     if name in TINY_DECODERS:
         return shared_tiny(name)
+    pinned_chat_template(name)  # a class's chat prompts never read the system prompt (explorer.engine)
     return get_model(name)
 
 
