@@ -16,7 +16,7 @@ from explorer.ui.shell import app_controls
 from explorer.ui.url_state import write_address
 
 # A file, not ":material/hub:": Streamlit fetches a material favicon from fonts.gstatic.com, and a classroom
-# server may have no internet (tests/browser/test_offline_requests.py).
+# server may have no internet (tests/browser/test_classroom_browser.py checks every page's requests).
 FAVICON = Path(__file__).parent / "assets" / "favicon.svg"
 
 configure_process()  # threads and allocator, once per server process (a no-op on later reruns)
