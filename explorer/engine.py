@@ -69,7 +69,7 @@ CACHE_COLUMNS = 64  # the slot cache grows by whole blocks of columns, so it is 
 PREFIX_CACHE_ENV = "EXPLORER_PREFIX_CACHE"  # "0" turns the reuse of prompts' beginnings off (to measure it)
 # A prompt whose beginning a request ahead of it is reading right now waits a step for it rather than read the
 # same tokens again, when that saves at least this many: a class pressing Generate at once shares the chat
-# template's 30 tokens, and one step's wait (one short prompt read) costs less than reading them 30 times.
+# template's 24 tokens, and one step's wait (one short prompt read) costs less than reading them 30 times.
 PREFIX_WAIT_TOKENS = 8
 PREFIX_MASKS = ("causal", "sliding_window")  # masks under which a token's keys depend only on the tokens before it
 COUNTERS = ("steps", "prefill_chunks", "prefill_forwards", "prefill_tokens", "prefill_seconds", "decode_seconds",

@@ -1,7 +1,7 @@
 """Keys and values of prompts the engine read lately, for a prompt that starts the same way (vLLM's automatic
 prefix caching).
 
-A class shares beginnings: every chat prompt of SmolLM2 starts with the same 30-token system prompt and header,
+A class shares beginnings: every chat prompt of SmolLM2 starts with the same 24-token system prompt and header,
 and a teacher often asks everyone to try the same prompt. The keys and values of a token depend only on it and
 the tokens before it (under a causal or sliding-window mask), so a request whose first n tokens equal a stored
 prompt's first n copies those n columns into its own cache row and reads only the rest.
