@@ -40,6 +40,7 @@ from .config import ModelConfig
 from .i18n import Msg
 from .engine import Engine, Request, check_ids, engine_for, pick_token
 from .model import KVCache, RunContext, Transformer
+from .prefix_cache import common_prefix
 from .models import ModelTokenizer
 from .sampling import SamplingSettings, entropy_bits
 from .models.token_labels import next_token_labels, sequence_labels
@@ -458,8 +459,7 @@ def chat_template_prefix(tokenizer: ModelTokenizer) -> list[int]:
     if not getattr(tokenizer, "supports_chat", False):
         return []
     a, b = tokenizer.chat_ids("a"), tokenizer.chat_ids("b")
-    n = next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))
-    return a[:n]
+    return a[:common_prefix(a, b)]
 
 
 def pin_chat_template(model: Transformer, tokenizer: ModelTokenizer) -> int:
