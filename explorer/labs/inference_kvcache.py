@@ -162,18 +162,25 @@ def kv_memory(settings: KVCacheSettings) -> KVCacheResult:
     return KVCacheResult(settings.preset, cfg, d_c, d_r, tuple(rows), contexts, curves, weights, n_params)
 
 
-def _nearest(settings: KVCacheSettings) -> KVCacheSettings:
-    """Each control that cannot be used at its default; an n_kv_head that does not divide n_head at n_head (MHA)."""
-    default = KVCacheSettings()
+def _usable_alone(settings, skip: str | None = None, **context):
+    """``settings`` with each field that fails on its own (set alone on the defaults, with ``context``) back at its
+    default; ``skip`` is left as it is."""
+    default = type(settings)()
     fixed = settings
-    for f in dataclasses.fields(KVCacheSettings):
-        if f.name == "n_kv_head":
+    for f in dataclasses.fields(settings):
+        if f.name == skip:
             continue
-        trial = dataclasses.replace(default, n_kv_head=1, **{f.name: getattr(settings, f.name)})
+        trial = dataclasses.replace(default, **context, **{f.name: getattr(settings, f.name)})
         try:
             trial.validate()
         except (ValueError, TypeError):
             fixed = dataclasses.replace(fixed, **{f.name: getattr(default, f.name)})
+    return fixed
+
+
+def _nearest(settings: KVCacheSettings) -> KVCacheSettings:
+    """Each control that cannot be used at its default; an n_kv_head that does not divide n_head at n_head (MHA)."""
+    fixed = _usable_alone(settings, skip="n_kv_head", n_kv_head=1)
     try:
         fixed.validate()
     except (ValueError, TypeError):
@@ -247,14 +254,7 @@ def serve(settings: PagingSettings, snapshot_steps: tuple[int, ...] = ()) -> Pag
 
 
 def _nearest_paging(settings: PagingSettings) -> PagingSettings:
-    default = PagingSettings()
-    fixed = settings
-    for f in dataclasses.fields(PagingSettings):
-        trial = dataclasses.replace(default, **{f.name: getattr(settings, f.name)})
-        try:
-            trial.validate()
-        except (ValueError, TypeError):
-            fixed = dataclasses.replace(fixed, **{f.name: getattr(default, f.name)})
+    fixed = _usable_alone(settings)
     try:
         fixed.validate()
     except ValueError:  # a pool smaller than one request: the smallest pool that holds one
