@@ -63,9 +63,44 @@ def browser():
 # - 'notRunning' means the server sent everything, not that the browser has drawn it: on a busy machine plotly
 #   went on rewriting the page for up to 5 s, and a click in that time could be lost. __stLastChange is when the
 #   DOM last changed; the page has settled once it has not changed for SETTLED_MS.
+# - The attribute misses a run when React draws its start and its end in one frame: a starved Chromium on a busy CI
+#   machine once counted no run for a committed text, retried, and then committed an unchanged value, which starts
+#   none. So the server's word counts too: it sends a new_session ForwardMsg (field 4) at the start of every run,
+#   fragment runs included, and __stServerRuns counts those on the app's websocket. runs_started takes the larger.
 _WATCHERS = """
 (() => {
   window.__stRunsStarted = 0;
+  window.__stServerRuns = 0;
+  const topLevelFields = (b) => {  // the field numbers of a protobuf message's top level, in order
+    const fields = [];
+    let i = 0;
+    const varint = () => {
+      let v = 0, shift = 0, x;
+      do { x = b[i++]; v += (x & 0x7f) * 2 ** shift; shift += 7; } while (x & 0x80 && i < b.length);
+      return v;
+    };
+    while (i < b.length) {
+      const key = varint(), wireType = key % 8;
+      fields.push(Math.floor(key / 8));
+      if (wireType === 0) varint();
+      else if (wireType === 2) { const n = varint(); i += n; }  // not `i += varint()`: that adds to i's old value
+      else if (wireType === 1) i += 8;
+      else if (wireType === 5) i += 4;
+      else break;
+    }
+    return fields;
+  };
+  const NativeWebSocket = window.WebSocket;
+  window.WebSocket = class extends NativeWebSocket {
+    constructor(...args) {
+      super(...args);
+      this.addEventListener('message', (e) => {
+        if (e.data instanceof ArrayBuffer && topLevelFields(new Uint8Array(e.data)).includes(4)) {
+          window.__stServerRuns += 1;
+        }
+      });
+    }
+  };
   window.__stLastChange = performance.now();
   const ATTR = 'data-test-script-state';
   new MutationObserver((records) => {
@@ -117,8 +152,11 @@ def wait_for_app(page: Page, timeout_ms: int = 60_000) -> None:
     assert_no_exception(page)
 
 
+_RUNS_STARTED = "Math.max(window.__stRunsStarted, window.__stServerRuns ?? 0)"
+
+
 def runs_started(page: Page) -> int:
-    return page.evaluate("() => window.__stRunsStarted")
+    return page.evaluate(f"() => {_RUNS_STARTED}")
 
 
 LOST_MS = 10_000  # an action's run starts within 0.1-3 s, even with Chromium starved on a busy 2-core machine
@@ -137,7 +175,7 @@ def rerun(page: Page, action: Callable[[], object], timeout_ms: int = 60_000, *,
     for attempt in range(1, tries + 1):
         action()
         try:
-            page.wait_for_function(f"() => window.__stRunsStarted > {before}",
+            page.wait_for_function(f"() => {_RUNS_STARTED} > {before}",
                                    timeout=LOST_MS if attempt < tries else timeout_ms)
             break
         except PlaywrightTimeout as e:
@@ -153,7 +191,7 @@ def rerun(page: Page, action: Callable[[], object], timeout_ms: int = 60_000, *,
             before = runs_started(page)
             action()
             try:
-                page.wait_for_function(f"() => window.__stRunsStarted > {before}", timeout=timeout_ms)
+                page.wait_for_function(f"() => {_RUNS_STARTED} > {before}", timeout=timeout_ms)
             except PlaywrightTimeout as again:
                 raise AssertionError(f"the action started no script run ({tries} tries and one after a reload; "
                                      f"script state before the reload {state!r})") from again
@@ -177,9 +215,13 @@ def click_until(target, done: Callable[[], bool], timeout_ms: int = LOST_MS) -> 
 def enter_text(page: Page, box, text: str, key: str = "Control+Enter", timeout_ms: int = 60_000) -> None:
     """Type ``text`` into a text box and commit it with ``key`` (Enter for a one-line input, Control+Enter for a text
     area), waiting for the run it starts. The fill is redone with every retry: a commit that Chromium dropped may also
-    have lost the typed value, and a second key press on an already-committed value starts no run."""
+    have lost the typed value. Committing the value the page already holds starts no run, and a lost try may have
+    committed ``text`` (a box bound to the URL shows it again after ``rerun``'s reload), so a box that shows ``text``
+    first commits ``text`` with a space after it."""
     def action() -> None:
-        box.fill("")
+        if box.input_value() == text:
+            box.fill(text + " ")
+            box.press(key)
         box.fill(text)
         box.press(key)
     rerun(page, action, timeout_ms, again_if_lost=True)
