@@ -7,6 +7,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 PORT ?= 8501
 REPLICAS ?= 2
 CLASS_PORT ?= 8500
+TEST_PROCESSES ?= 2  # at most, and no more than the cores; each holds its own models (a few GB at peak)
 
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
@@ -37,8 +38,11 @@ serve-class: install
 	@command -v haproxy >/dev/null 2>&1 || { $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q haproxy; }
 	$(PY) -m explorer.serving.cluster --replicas $(REPLICAS) --port $(CLASS_PORT)
 
+# The tests without a browser use one torch thread each, so two processes halve their time on two cores; the browser
+# tests then run alone, since a Chromium starved by a second process drops clicks.
 test: install browser
-	$(PY) -m pytest
+	$(PY) -m pytest -m "not browser" -n auto --maxprocesses $(TEST_PROCESSES)
+	$(PY) -m pytest -m browser
 
 bench: install
 	@for f in bench/bench_*.py; do echo "== $$f"; $(PY) $$f || exit 1; done
