@@ -583,10 +583,11 @@ class Engine:
                 self._cond.notify_all()
             return
         stored = []  # the texts read to their end, for the requests after them that begin the same way
-        if self._prefixes is not None:
-            for b in finishing:
-                n = self._cache.lengths[rows[b]]
-                stored.append((chosen[b].ids[:n], self._cache.snapshot(rows[b], n)))
+        if self._prefixes is not None and finishing:
+            read = [(b, chosen[b].ids[:self._cache.lengths[rows[b]]]) for b in finishing]
+            with self._cond:  # a prompt asked again is in the store already: no copy of its keys and values
+                read = [(b, ids) for b, ids in read if not self._prefixes.covers(ids)]
+            stored = [(ids, self._cache.snapshot(rows[b], len(ids))) for b, ids in read]
         with self._cond:
             self.prefill_chunks += len(chosen)
             self.prefill_forwards += 1

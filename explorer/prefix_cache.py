@@ -84,18 +84,23 @@ class PrefixStore:
         self._entries.append(Entry(ids, kv, next(self._clock), pinned=True))
         self.nbytes += self._entries[-1].nbytes
 
+    def covers(self, ids: Sequence[int]) -> bool:
+        """Whether a stored prompt begins with ``ids``: ``add`` would keep nothing new, so the engine need not copy
+        the keys and values of a prompt asked again."""
+        return self._covering(tuple(int(i) for i in ids)) is not None
+
     def add(self, ids: Sequence[int], kv: torch.Tensor) -> None:
         """Keep the keys and values ``kv`` of ``ids`` (see Entry). A stored prompt that ``ids`` extends is replaced;
         when ``ids`` is the beginning of a stored one, nothing new is kept."""
         ids = tuple(int(i) for i in ids)
         if kv.shape[3] != len(ids):
             raise ValueError(f"{len(ids)} tokens but keys and values for {kv.shape[3]}.")
-        for entry in list(self._entries):
-            if entry.ids[:len(ids)] == ids:  # already covered (or the same)
-                entry.used = next(self._clock)
-                return
-            if ids[:len(entry.ids)] == entry.ids and not entry.pinned:  # the new prompt continues this one
-                self._drop(entry)
+        covering = self._covering(ids)
+        if covering is not None:
+            covering.used = next(self._clock)
+            return
+        for entry in [e for e in self._entries if ids[:len(e.ids)] == e.ids and not e.pinned]:
+            self._drop(entry)  # the new prompt continues this one
         entry = Entry(ids, kv, next(self._clock))
         if entry.nbytes > self.max_bytes:
             return
@@ -108,6 +113,9 @@ class PrefixStore:
         """Forget the stored prompts; the pinned ones too when ``pinned`` (their weights changed)."""
         for entry in [e for e in self._entries if pinned or not e.pinned]:
             self._drop(entry)
+
+    def _covering(self, ids: tuple[int, ...]) -> Entry | None:
+        return next((e for e in self._entries if e.ids[:len(ids)] == ids), None)
 
     def _evictable(self) -> list[Entry]:
         return [e for e in self._entries if not e.pinned]

@@ -55,6 +55,8 @@ def test_a_prompt_that_extends_a_stored_one_replaces_it_and_one_already_covered_
     store.add([1, 2], kv(2))
     store.add([1, 2, 3, 4, 5], kv(5))
     assert len(store) == 1 and store.match([1, 2, 3, 4, 5, 6], 9)[1] == 5
+    assert store.covers([1, 2]) and store.covers([1, 2, 3, 4, 5])
+    assert not store.covers([1, 2, 3, 4, 5, 6]) and not store.covers([2, 3])
     with pytest.raises(ValueError):
         store.add([1, 2, 3], kv(2))
 
@@ -169,6 +171,9 @@ def test_a_class_sharing_a_beginning_reads_it_once_and_each_answer_is_its_own(mo
              "why is the sky blue?", "count to five.", "list two nouns.", "spell cat."]
     prompts = [HEADER + t for t in tails]
     settings = [SamplingSettings(greedy=i % 2 == 0, temperature=0.9, max_new_tokens=6, seed=i) for i in range(9)]
+    copied = []  # the prompts whose keys and values the engine copied out for the store
+    snapshot = SlotKVCache.snapshot
+    monkeypatch.setattr(SlotKVCache, "snapshot", lambda self, row, n: copied.append(n) or snapshot(self, row, n))
     with priority.interactive():  # all nine are in line before the engine's next step
         runs = [generate(pm.model, pm.tokenizer, p, s) for p, s in zip(prompts, settings)]
         for r in runs:
@@ -186,6 +191,7 @@ def test_a_class_sharing_a_beginning_reads_it_once_and_each_answer_is_its_own(mo
     assert stats["prefix_hits"] == len(prompts) - 1
     assert stats["prefill_tokens"] == sum(unread)
     assert stats["prefill_tokens"] < sum(map(len, ids)) / 3
+    assert sorted(copied) == sorted(len(a) for a in {tuple(a) for a in ids})  # a question asked again: no copy
 
 
 @pytest.mark.slow
